@@ -1,0 +1,61 @@
+# One entry point for set-up, tests and the local Azure. Every target installs what it needs
+# into the repo (.venv, .tools/) so a fresh clone needs nothing by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+AZURITE_STAMP := .tools/azurite/.installed
+
+.PHONY: all install test lint typecheck pytest demo dev simulator azurite bench lock clean
+
+all: test
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) scripts/check_prereqs.py python
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+$(AZURITE_STAMP): .tools/azurite/package.json .tools/azurite/package-lock.json
+	@$(PYTHON) scripts/check_prereqs.py node
+	cd .tools/azurite && npm ci --silent --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+install: $(STAMP) $(AZURITE_STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(VENV)/bin/pytest
+
+test: lint typecheck pytest
+
+demo: install
+	$(PY) -m scripts.demo
+
+dev: install
+	$(PY) -m scripts.dev_runner
+
+simulator: install
+	$(PY) -m simulator
+
+azurite: install
+	$(PY) -m scripts.local_azure azurite
+
+bench: install
+	$(PY) -m bench
+
+# Re-pin requirements*.txt from the .in files (needs network to the package index).
+lock:
+	$(PYTHON) -m venv /tmp/lock-venv && /tmp/lock-venv/bin/pip install --quiet uv
+	/tmp/lock-venv/bin/uv pip compile --python-version 3.11 --no-header requirements.in -o requirements.txt
+	/tmp/lock-venv/bin/uv pip compile --python-version 3.11 --no-header requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf $(VENV) .tools/azurite/node_modules $(AZURITE_STAMP) .mypy_cache .ruff_cache .pytest_cache

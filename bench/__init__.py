@@ -1,0 +1,1 @@
+"""Benchmarks of the on-demand engine against the local Azure (see BENCHMARKS.md)."""

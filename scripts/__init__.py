@@ -1,0 +1,1 @@
+"""Developer tooling: prerequisite checks, Azurite launcher, local runner and demo."""

@@ -1,0 +1,88 @@
+"""Starts the whole local Azure (Azurite + simulator) and says which app settings point at it.
+
+Used by the demo, the local runner and the test fixtures, so all three configure the app the
+same way: the same settings names the app reads in Azure, with local endpoints and the
+simulator's throwaway CA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.azurite import AzuriteError, RunningAzurite, start_azurite
+from simulator.process import RunningSimulator, start_simulator
+
+# The fine-tuned model the local demo deploys; any name with ".ft-" counts as fine-tuned.
+LOCAL_MODEL = "gpt-4.1-mini-2025-04-14.ft-local0001"
+
+
+@dataclass
+class LocalAzure:
+    azurite: RunningAzurite
+    simulator: RunningSimulator
+
+    def app_settings(self, **overrides: str) -> dict[str, str]:
+        """App settings (as environment variables) that point the app at the local Azure."""
+        settings = {
+            "AZURE_AUTH_MODE": "local",
+            "AZURE_SUBSCRIPTION_ID": self.simulator.subscription_id,
+            "AZURE_RESOURCE_GROUP": self.simulator.resource_group,
+            "AOAI_ACCOUNT_NAME": self.simulator.account,
+            "ARM_ENDPOINT": self.simulator.base_url,
+            "AOAI_ENDPOINT": self.simulator.base_url,
+            "AZURE_CA_BUNDLE": str(self.simulator.ca_path),
+            "FINE_TUNED_MODEL": LOCAL_MODEL,
+            "DocumentStorage": self.azurite.connection_string,
+            "AzureWebJobsStorage": self.azurite.connection_string,
+        }
+        settings.update(overrides)
+        return settings
+
+
+@contextlib.contextmanager
+def local_azure(
+    work_dir: Path | None = None, simulator_args: Sequence[str] = ()
+) -> Iterator[LocalAzure]:
+    """Start Azurite and the simulator; stop both on exit, whatever happens."""
+    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="local-azure-"))
+    with (
+        start_azurite(work_dir / "azurite") as azurite,
+        start_simulator(state_dir=work_dir / "simulator", extra_args=simulator_args) as sim,
+    ):
+        yield LocalAzure(azurite, sim)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the local Azure until interrupted.")
+    parser.add_argument("--settings-out", type=Path, help="write the app settings JSON here")
+    parser.add_argument("simulator_args", nargs="*", help="extra `python -m simulator` flags")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with local_azure(simulator_args=args.simulator_args) as running:
+            settings: Mapping[str, str] = running.app_settings()
+            text = json.dumps({"IsEncrypted": False, "Values": settings}, indent=2)
+            if args.settings_out:
+                args.settings_out.write_text(text, encoding="utf-8")
+            print(text, flush=True)
+            print("local Azure running; Ctrl-C to stop", file=sys.stderr, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    except (AzuriteError, RuntimeError) as error:
+        print(f"local Azure failed to start: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

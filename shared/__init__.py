@@ -1,0 +1,1 @@
+"""The on-demand hosting engine: settings, pure decisions, adapters and the composition root."""

@@ -1,0 +1,244 @@
+"""The composition root: builds every adapter from settings, once, on first use.
+
+Nothing else constructs SDK clients. In Azure one DefaultAzureCredential (managed identity)
+serves the management client, the storage client and the OpenAI bearer-token provider; with
+AZURE_AUTH_MODE=local the same SDKs talk to Azurite and the local simulator. Tests build
+their own `AppServices` with `build_services(settings)` and override what they need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import httpx2
+import openai
+from azure.core.credentials import AccessToken, TokenCredential
+from azure.core.exceptions import ResourceExistsError
+from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.storage.blob import BlobServiceClient
+
+from shared.blob_documents import JsonBlobStore
+from shared.deployments import AzureDeployments, DeploymentSpec
+from shared.engine import DocumentEngine, EngineLimits
+from shared.holds import LedgerRecord
+from shared.http_api import JobsApi
+from shared.inference import ChatClient, RetryPolicy
+from shared.jobs import JobRecord, JobStore
+from shared.ledger import HoldLedger
+from shared.profiles import ProcessingProfile, parse_profiles
+from shared.provisioner import DeploymentProvisioner, ProvisioningTimings
+from shared.reaper import DeploymentReaper
+from shared.settings import AppSettings, get_settings
+from shared.tokens import make_token_counter
+
+logger = logging.getLogger(__name__)
+
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalSimulatorCredential:
+    """Bearer tokens for the local simulator, which checks only that one is present."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("local-simulator-token", int(utc_now().timestamp()) + 3600)
+
+
+@dataclass
+class AppServices:
+    """Every adapter and service the triggers use, built from one settings object."""
+
+    settings: AppSettings
+    blob_service: BlobServiceClient
+    deployments: AzureDeployments
+    chat: ChatClient
+    ledger: HoldLedger
+    provisioner: DeploymentProvisioner
+    provisioner_for: Callable[[str], DeploymentProvisioner]
+    jobs: JobStore
+    engine: DocumentEngine
+    reaper: DeploymentReaper
+    jobs_api: JobsApi
+    profiles: dict[str, ProcessingProfile]
+    instance: str
+
+
+def build_credential(settings: AppSettings) -> TokenCredential:
+    if settings.azure_auth_mode == "local":
+        return LocalSimulatorCredential()
+    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+
+
+def build_blob_service(settings: AppSettings, credential: TokenCredential) -> BlobServiceClient:
+    if settings.storage_connection_string is not None:
+        return BlobServiceClient.from_connection_string(
+            settings.storage_connection_string.get_secret_value()
+        )
+    assert settings.storage_blob_service_uri is not None  # guaranteed by the settings validator
+    return BlobServiceClient(account_url=settings.storage_blob_service_uri, credential=credential)
+
+
+def build_openai_client(settings: AppSettings, credential: TokenCredential) -> openai.AzureOpenAI:
+    verify: ssl.SSLContext | bool = (
+        ssl.create_default_context(cafile=settings.azure_ca_bundle)
+        if settings.azure_ca_bundle
+        else True
+    )
+    http_client = httpx2.Client(
+        verify=verify,
+        timeout=httpx2.Timeout(settings.inference_timeout_seconds, connect=10.0),
+    )
+    common: dict[str, Any] = {
+        "azure_endpoint": settings.aoai_endpoint,
+        "api_version": settings.aoai_api_version,
+        # tenacity in shared/inference.py is the only retry policy; the client's would stack.
+        "max_retries": 0,
+        "http_client": http_client,
+    }
+    if settings.aoai_api_key is not None:
+        return openai.AzureOpenAI(api_key=settings.aoai_api_key.get_secret_value(), **common)
+    provider = get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE)
+    return openai.AzureOpenAI(azure_ad_token_provider=provider, **common)
+
+
+def build_services(
+    settings: AppSettings, *, clock: Callable[[], datetime] = utc_now
+) -> AppServices:
+    credential = build_credential(settings)
+    blob_service = build_blob_service(settings, credential)
+    for container in (
+        settings.input_container,
+        settings.output_container,
+        settings.ledger_container,
+        settings.jobs_container,
+    ):
+        with contextlib.suppress(ResourceExistsError):
+            blob_service.create_container(container)
+    mgmt_kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint}
+    if settings.azure_ca_bundle:
+        mgmt_kwargs["connection_verify"] = settings.azure_ca_bundle
+    mgmt_client = CognitiveServicesManagementClient(
+        credential, settings.azure_subscription_id, **mgmt_kwargs
+    )
+    deployments = AzureDeployments(
+        mgmt_client,
+        resource_group=settings.azure_resource_group,
+        account=settings.aoai_account_name,
+        polling_interval=settings.management_poll_seconds,
+    )
+    openai_client = build_openai_client(settings, credential)
+    policy = RetryPolicy(
+        max_attempts=settings.inference_max_attempts,
+        max_seconds=settings.inference_max_seconds,
+    )
+    ledger_store = JsonBlobStore(
+        blob_service.get_container_client(settings.ledger_container), LedgerRecord
+    )
+    timings = ProvisioningTimings(
+        poll_interval=settings.management_poll_seconds,
+        readiness_timeout=settings.readiness_timeout_seconds,
+        delete_timeout=settings.provision_timeout_seconds,
+        lease_ttl=settings.operation_lease_seconds,
+        create_attempts=settings.create_attempts,
+    )
+    instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+    def provisioner_for(name: str) -> DeploymentProvisioner:
+        spec = DeploymentSpec(
+            name=name,
+            model_name=settings.model_name,
+            model_version=settings.model_version,
+            sku=settings.deployment_sku,
+            capacity=settings.deployment_capacity,
+            owner_tag=settings.owner_tag,
+        )
+        return DeploymentProvisioner(
+            spec=spec,
+            ledger=HoldLedger(ledger_store, name, clock),
+            deployments=deployments,
+            chat=ChatClient(openai_client, name, policy),
+            timings=timings,
+        )
+
+    provisioner = provisioner_for(settings.deployment_name)
+    chat = ChatClient(openai_client, settings.deployment_name, policy)
+    jobs = JobStore(
+        JsonBlobStore(blob_service.get_container_client(settings.jobs_container), JobRecord)
+    )
+    profiles = parse_profiles(settings.processing_profiles)
+    output = blob_service.get_container_client(settings.output_container)
+    limits = EngineLimits(
+        job_hold_seconds=settings.job_hold_seconds,
+        ready_timeout_seconds=settings.provision_timeout_seconds,
+        not_found_retry_seconds=settings.not_found_retry_seconds,
+        idle_grace_seconds=settings.idle_grace_seconds,
+        max_document_bytes=settings.max_document_bytes,
+        max_chunks=settings.max_chunks,
+        # Azure charges a request its prompt plus max_tokens against the per-minute token
+        # limit, so a request larger than the deployment's whole minute can never pass.
+        context_tokens=min(settings.model_context_tokens, settings.deployment_capacity * 1000),
+    )
+    engine = DocumentEngine(
+        provisioner=provisioner,
+        chat=chat,
+        jobs=jobs,
+        output=output,
+        profiles=profiles,
+        default_profile=settings.default_profile,
+        counter=make_token_counter(settings.tiktoken_encoding),
+        limits=limits,
+        clock=clock,
+        instance=instance,
+    )
+    reaper = DeploymentReaper(
+        deployments=deployments,
+        provisioner_for=provisioner_for,
+        owner_tag=settings.owner_tag,
+        managed_name=settings.deployment_name,
+        idle_grace=timedelta(seconds=settings.idle_grace_seconds),
+        max_lifetime=timedelta(seconds=settings.max_deployment_lifetime_seconds),
+    )
+    jobs_api = JobsApi(
+        jobs=jobs,
+        input_container=blob_service.get_container_client(settings.input_container),
+        output_container=output,
+        profiles=profiles,
+        default_profile=settings.default_profile,
+        max_submit_bytes=settings.max_submit_bytes,
+        max_document_bytes=settings.max_document_bytes,
+        clock=clock,
+    )
+    return AppServices(
+        settings=settings,
+        blob_service=blob_service,
+        deployments=deployments,
+        chat=chat,
+        ledger=provisioner.ledger,
+        provisioner=provisioner,
+        provisioner_for=provisioner_for,
+        jobs=jobs,
+        engine=engine,
+        reaper=reaper,
+        jobs_api=jobs_api,
+        profiles=profiles,
+        instance=instance,
+    )
+
+
+@lru_cache(maxsize=1)
+def get_services() -> AppServices:
+    """The app's services, built on first use from the environment's settings."""
+    return build_services(get_settings())

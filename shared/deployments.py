@@ -1,0 +1,171 @@
+"""Thin adapter over azure-mgmt-cognitiveservices for the one thing the app manages.
+
+It turns SDK models and errors into plain values (`DeploymentSnapshot`) and clear
+`ProvisioningError`s, and leaves every decision to `provisioner.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.polling import LROPoller
+from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.mgmt.cognitiveservices.models import (
+    Deployment,
+    DeploymentModel,
+    DeploymentProperties,
+    Sku,
+)
+
+logger = logging.getLogger(__name__)
+
+OWNER_TAG_KEY = "managed-by"
+TRANSITIONAL_STATES = frozenset({"Accepted", "Creating", "Deleting", "Moving"})
+RECREATE_STATES = frozenset({"Failed", "Canceled"})
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """What the app deploys: the fine-tuned model, SKU and capacity, and its ownership tag."""
+
+    name: str
+    model_name: str
+    model_version: str
+    sku: str
+    capacity: int
+    owner_tag: str
+
+
+@dataclass(frozen=True)
+class DeploymentSnapshot:
+    """Azure's view of one deployment at one moment."""
+
+    name: str
+    exists: bool
+    provisioning_state: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: datetime | None = None
+    capacity: int | None = None
+
+    def owned_by(self, owner_tag: str) -> bool:
+        return self.tags.get(OWNER_TAG_KEY) == owner_tag
+
+
+class ProvisioningError(Exception):
+    """The deployment could not be made ready; `reason` says why and what to do."""
+
+    def __init__(self, reason: str, *, code: str = "provisioning_failed", retryable: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.retryable = retryable
+
+
+def error_code(error: HttpResponseError) -> str | None:
+    """The ARM error code (`InsufficientQuota`, `Conflict`, ...) of an SDK error, if any."""
+    odata = getattr(error, "error", None)
+    code = getattr(odata, "code", None)
+    return str(code) if code else None
+
+
+def describe_create_error(error: HttpResponseError, spec: DeploymentSpec) -> ProvisioningError:
+    """Turn a failed create into a message a person can act on."""
+    code = error_code(error) or str(error.status_code)
+    message = getattr(getattr(error, "error", None), "message", None) or str(error)
+    if code == "InsufficientQuota":
+        return ProvisioningError(
+            f"Azure refused to create deployment {spec.name!r} with capacity {spec.capacity}: "
+            f"not enough quota ({message}). Lower DEPLOYMENT_CAPACITY or request more quota "
+            "for this model and region.",
+            code="insufficient_quota",
+        )
+    if "fine-tuned" in message.lower() or "fine tuned" in message.lower():
+        return ProvisioningError(
+            f"Azure refused to create deployment {spec.name!r}: the account already has the "
+            f"maximum number of fine-tuned deployments ({message}). Delete an unused fine-tuned "
+            "deployment or use another Azure OpenAI resource.",
+            code="deployment_limit",
+        )
+    return ProvisioningError(
+        f"Azure refused to create deployment {spec.name!r} ({code}): {message}",
+        code="create_refused",
+        retryable=error.status_code is not None and error.status_code >= 500,
+    )
+
+
+class AzureDeployments:
+    """Management-plane calls for deployments of one Azure OpenAI account."""
+
+    def __init__(
+        self,
+        client: CognitiveServicesManagementClient,
+        *,
+        resource_group: str,
+        account: str,
+        polling_interval: float,
+    ) -> None:
+        self._client = client
+        self._resource_group = resource_group
+        self._account = account
+        self._polling_interval = polling_interval
+
+    def get(self, name: str) -> DeploymentSnapshot:
+        try:
+            deployment = self._client.deployments.get(self._resource_group, self._account, name)
+        except ResourceNotFoundError:
+            return DeploymentSnapshot(name=name, exists=False)
+        return _snapshot(deployment)
+
+    def list(self) -> list[DeploymentSnapshot]:
+        return [
+            _snapshot(d) for d in self._client.deployments.list(self._resource_group, self._account)
+        ]
+
+    def begin_create(self, spec: DeploymentSpec) -> LROPoller[Deployment]:
+        deployment = Deployment(
+            sku=Sku(name=spec.sku, capacity=spec.capacity),
+            tags={OWNER_TAG_KEY: spec.owner_tag},
+            properties=DeploymentProperties(
+                model=DeploymentModel(
+                    format="OpenAI", name=spec.model_name, version=spec.model_version
+                )
+            ),
+        )
+        return self._client.deployments.begin_create_or_update(
+            self._resource_group,
+            self._account,
+            spec.name,
+            deployment,
+            polling_interval=self._polling_interval,
+        )
+
+    def resume_create(self, name: str, continuation_token: str) -> LROPoller[Deployment]:
+        return self._client.deployments.begin_create_or_update(
+            self._resource_group,
+            self._account,
+            name,
+            Deployment(),  # ignored when resuming from a continuation token
+            continuation_token=continuation_token,
+            polling_interval=self._polling_interval,
+        )
+
+    def begin_delete(self, name: str) -> LROPoller[None]:
+        return self._client.deployments.begin_delete(
+            self._resource_group, self._account, name, polling_interval=self._polling_interval
+        )
+
+
+def _snapshot(deployment: Deployment) -> DeploymentSnapshot:
+    properties = deployment.properties
+    system_data = deployment.system_data
+    return DeploymentSnapshot(
+        name=str(deployment.name),
+        exists=True,
+        provisioning_state=properties.provisioning_state if properties else None,
+        tags=dict(deployment.tags or {}),
+        created_at=system_data.created_at if system_data else None,
+        capacity=deployment.sku.capacity if deployment.sku else None,
+    )

@@ -1,0 +1,467 @@
+"""The on-demand engine: one document in, one result (or error record) out.
+
+`DocumentEngine.process_blob` is what the blob trigger calls. It claims the document's job
+record (so a re-delivered blob is processed once), validates and plans the document before
+anything is billed, places a job hold on the deployment, waits for the single-flight
+provisioner, runs the chat requests, writes the result with provenance, releases the hold and
+tears the deployment down when nothing else needs it. A document that cannot be processed
+leaves an error blob beside where its result would be; a transient failure leaves the job
+record saying so and raises, so the Functions host delivers the blob again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.blob import ContainerClient, ContentSettings
+
+from shared.deployments import ProvisioningError
+from shared.documents import (
+    ChatRequest,
+    DocumentRejected,
+    ModelAnswerInvalid,
+    decode_document,
+    parse_answer,
+    plan_document,
+    run_combine,
+)
+from shared.holds import LedgerRecord
+from shared.inference import (
+    ChatClient,
+    ChatResult,
+    DeploymentNotServing,
+    InferenceUnavailable,
+    ModelRefusal,
+    RequestRejected,
+)
+from shared.jobs import (
+    JobError,
+    JobRecord,
+    JobStore,
+    claim_job,
+    job_id_for,
+    move_job,
+    new_job,
+    release_job,
+)
+from shared.ledger import HoldLedger
+from shared.profiles import (
+    ProcessingProfile,
+    ProfileConfigError,
+    UnknownProfileError,
+    resolve_profile,
+)
+from shared.provisioner import DeploymentProvisioner
+from shared.tokens import TokenCounter
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_JSON = ContentSettings(content_type="application/json")
+
+
+class RetryLater(Exception):
+    """Processing could not finish now; the job record says why and a re-delivery resumes it."""
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Bounds on one document's processing (seconds, bytes, counts)."""
+
+    job_hold_seconds: float = 600.0
+    ready_timeout_seconds: float = 1500.0
+    not_found_retry_seconds: float = 60.0
+    idle_grace_seconds: float = 300.0
+    max_document_bytes: int = 2_000_000
+    max_chunks: int = 40
+    context_tokens: int = 128_000
+    max_recoveries: int = 3
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    job_id: str
+    status: str
+    result_blob: str | None = None
+    error_blob: str | None = None
+    skipped: bool = False
+
+
+class HoldKeeper:
+    """Renews a job's hold and its claim on the job record while the job runs."""
+
+    def __init__(
+        self,
+        ledger: HoldLedger,
+        jobs: JobStore,
+        *,
+        job_id: str,
+        hold_id: str,
+        worker: str,
+        ttl: timedelta,
+    ) -> None:
+        self._ledger = ledger
+        self._jobs = jobs
+        self._job_id = job_id
+        self._hold_id = hold_id
+        self._worker = worker
+        self._ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"hold-{hold_id}", daemon=True)
+
+    def __enter__(self) -> HoldKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._ttl.total_seconds())
+
+    def _extend_claim(self, record: JobRecord | None) -> JobRecord | None:
+        if record is None or record.worker != self._worker:
+            return None
+        return record.model_copy(update={"worker_expires": self._ledger.now() + self._ttl})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ttl.total_seconds() / 3):
+            try:
+                if not self._ledger.renew_hold(self._hold_id, self._ttl):
+                    logger.warning("hold %s had lapsed; placing it again", self._hold_id)
+                    self._ledger.place_hold(self._hold_id, "job", self._worker, self._ttl)
+                self._jobs.change(self._job_id, self._extend_claim)
+            except Exception:  # keep renewing; one failed write is not the end of the job
+                logger.exception("renewing hold %s failed", self._hold_id)
+
+
+class DocumentEngine:
+    """Processes input documents on the on-demand deployment."""
+
+    def __init__(
+        self,
+        *,
+        provisioner: DeploymentProvisioner,
+        chat: ChatClient,
+        jobs: JobStore,
+        output: ContainerClient,
+        profiles: dict[str, ProcessingProfile],
+        default_profile: str,
+        counter: TokenCounter,
+        limits: EngineLimits,
+        clock: Clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        instance: str | None = None,
+    ) -> None:
+        self._provisioner = provisioner
+        self._ledger = provisioner.ledger
+        self._chat = chat
+        self._jobs = jobs
+        self._output = output
+        self._profiles = profiles
+        self._default_profile = default_profile
+        self._counter = counter
+        self._limits = limits
+        self._clock = clock
+        self._monotonic = monotonic
+        self._instance = instance or uuid.uuid4().hex[:8]
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def process_blob(self, container: str, name: str, data: bytes) -> JobOutcome:
+        job_id = job_id_for(container, name, data)
+        worker = f"{self._instance}:{uuid.uuid4().hex[:8]}"
+        ttl = timedelta(seconds=self._limits.job_hold_seconds)
+
+        def claim(current: JobRecord | None) -> JobRecord | None:
+            record = current or new_job(
+                job_id=job_id, container=container, blob_name=name, now=self._clock()
+            )
+            return claim_job(record, worker=worker, now=self._clock(), ttl=ttl)
+
+        record = self._jobs.change(job_id, claim)
+        if record is None or record.worker != worker:
+            existing = self._jobs.get(job_id)
+            status = existing.status if existing else "unknown"
+            logger.info("job %s for %s is %s; not processing it again", job_id, name, status)
+            return JobOutcome(job_id, status, skipped=True)
+        logger.info(
+            "job %s claimed for %s/%s (attempt %d)", job_id, container, name, record.attempts
+        )
+        try:
+            return self._process(record, data, worker, ttl)
+        except RetryLater:
+            raise
+        except Exception as error:
+            # Anything unforeseen still leaves a record a person can read, then the host retries.
+            logger.exception("job %s failed unexpectedly", job_id)
+            self._release(job_id, worker, f"unexpected error: {type(error).__name__}: {error}")
+            raise
+
+    # --- the work -------------------------------------------------------------------------
+
+    def _process(self, record: JobRecord, data: bytes, worker: str, ttl: timedelta) -> JobOutcome:
+        try:
+            text = decode_document(
+                record.input_blob, data, max_bytes=self._limits.max_document_bytes
+            )
+            profile = resolve_profile(
+                self._profiles,
+                record.profile or self._profile_from_path(record.input_blob),
+                self._default_profile,
+            )
+            requests = plan_document(
+                text,
+                filename=record.input_blob,
+                profile=profile,
+                questions=list(record.questions),
+                context_tokens=self._limits.context_tokens,
+                counter=self._counter,
+                max_chunks=self._limits.max_chunks,
+            )
+        except DocumentRejected as rejected:
+            return self._fail(record, worker, rejected.code, rejected.reason)
+        except UnknownProfileError as unknown:
+            return self._fail(record, worker, "unknown_profile", str(unknown))
+        except ProfileConfigError as misconfigured:
+            return self._fail(record, worker, "profile_config", str(misconfigured))
+
+        hold_id = f"job:{record.id}"
+        self._ledger.place_hold(hold_id, "job", worker, ttl)
+        try:
+            with HoldKeeper(
+                self._ledger, self._jobs, job_id=record.id, hold_id=hold_id, worker=worker, ttl=ttl
+            ):
+                outcome = self._run_with_deployment(record, profile, requests, worker)
+        except RetryLater:
+            # Keep the hold (it lapses after JOB_HOLD_SECONDS): the deployment being made
+            # ready is exactly what the re-delivery of this document will need.
+            logger.info("job %s keeps its hold until %s for its retry", record.id, ttl)
+            raise
+        except BaseException:
+            self._ledger.release_hold(hold_id)
+            self._teardown_if_idle(worker)
+            raise
+        self._ledger.release_hold(hold_id)
+        self._teardown_if_idle(worker)
+        return outcome
+
+    def _run_with_deployment(
+        self,
+        record: JobRecord,
+        profile: ProcessingProfile,
+        requests: list[ChatRequest],
+        worker: str,
+    ) -> JobOutcome:
+        deadline = self._monotonic() + self._limits.ready_timeout_seconds
+        self._move(record.id, "waiting_for_deployment")
+        waiting_started = self._monotonic()
+        try:
+            ready = self._provisioner.ensure_ready(worker, deadline=deadline)
+        except ProvisioningError as error:
+            if error.retryable:
+                self._release(record.id, worker, error.reason)
+                raise RetryLater(error.reason) from error
+            return self._fail(record, worker, error.code, error.reason)
+        wait_seconds = self._monotonic() - waiting_started
+        self._move(record.id, "running")
+        running_started = self._monotonic()
+        runner = _RequestRunner(self, worker, ready, deadline)
+        try:
+            answer, results = self._answer(requests, profile, record, runner)
+        except ModelRefusal as refusal:
+            return self._fail(record, worker, "model_refused", refusal.reason)
+        except RequestRejected as rejected:
+            return self._fail(record, worker, rejected.code, rejected.reason)
+        except ModelAnswerInvalid as invalid:
+            return self._fail(record, worker, "invalid_model_answer", str(invalid))
+        except ProfileConfigError as misconfigured:
+            return self._fail(record, worker, "profile_config", str(misconfigured))
+        except ProvisioningError as error:
+            if error.retryable:
+                self._release(record.id, worker, error.reason)
+                raise RetryLater(error.reason) from error
+            return self._fail(record, worker, error.code, error.reason)
+        except InferenceUnavailable as error:
+            self._release(record.id, worker, str(error))
+            raise RetryLater(str(error)) from error
+        inference_seconds = self._monotonic() - running_started
+        result_blob = self._write_result(
+            record=record,
+            profile=profile,
+            answer=answer,
+            results=results,
+            wait_seconds=wait_seconds,
+            inference_seconds=inference_seconds,
+        )
+        self._move(record.id, "succeeded", result_blob=result_blob)
+        logger.info("job %s succeeded: %s", record.id, result_blob)
+        return JobOutcome(record.id, "succeeded", result_blob=result_blob)
+
+    def _answer(
+        self,
+        requests: list[ChatRequest],
+        profile: ProcessingProfile,
+        record: JobRecord,
+        runner: _RequestRunner,
+    ) -> tuple[Any, list[ChatResult]]:
+        if len(requests) == 1:
+            content = runner(requests[0])
+            return parse_answer(content, requests[0]), runner.results
+        partials = [runner(request) for request in requests]
+        final_content, final_request = run_combine(
+            partials,
+            profile=profile,
+            questions=list(record.questions),
+            filename=record.input_blob,
+            context_tokens=self._limits.context_tokens,
+            counter=self._counter,
+            run=runner,
+        )
+        return parse_answer(final_content, final_request), runner.results
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def _write_result(
+        self,
+        *,
+        record: JobRecord,
+        profile: ProcessingProfile,
+        answer: Any,
+        results: list[ChatResult],
+        wait_seconds: float,
+        inference_seconds: float,
+    ) -> str:
+        name = f"{record.input_blob}.result.json"
+        document = {
+            "job_id": record.id,
+            "input": f"{record.input_container}/{record.input_blob}",
+            "profile": profile.name,
+            "questions": list(record.questions),
+            "answer": answer,
+            "provenance": {
+                "deployment": self._chat.deployment,
+                "model": results[-1].model if results else None,
+                "requests": len(results),
+                "usage": {
+                    "prompt_tokens": sum(r.prompt_tokens for r in results),
+                    "completion_tokens": sum(r.completion_tokens for r in results),
+                    "total_tokens": sum(r.prompt_tokens + r.completion_tokens for r in results),
+                },
+                "token_counting": self._counter.method,
+                "wait_for_deployment_seconds": round(wait_seconds, 3),
+                "inference_seconds": round(inference_seconds, 3),
+                "completed_at": self._clock().isoformat(),
+            },
+        }
+        self._put_once(name, document)
+        return name
+
+    def _fail(self, record: JobRecord, worker: str, code: str, reason: str) -> JobOutcome:
+        name = f"{record.input_blob}.error.json"
+        self._put_once(
+            name,
+            {
+                "job_id": record.id,
+                "input": f"{record.input_container}/{record.input_blob}",
+                "error": {"code": code, "reason": reason},
+                "failed_at": self._clock().isoformat(),
+            },
+        )
+        self._move(record.id, "failed", error=JobError(code=code, reason=reason), error_blob=name)
+        logger.warning("job %s failed (%s): %s", record.id, code, reason)
+        return JobOutcome(record.id, "failed", error_blob=name)
+
+    def _put_once(self, name: str, document: dict[str, Any]) -> None:
+        try:
+            self._output.upload_blob(
+                name, json.dumps(document, indent=2), overwrite=False, content_settings=_JSON
+            )
+        except ResourceExistsError:
+            # A previous attempt wrote it before crashing; the first write stands.
+            logger.info("%s already written; keeping the first", name)
+
+    def _move(self, job_id: str, status: Any, **fields: Any) -> None:
+        self._jobs.change(
+            job_id,
+            lambda r: move_job(r, status, now=self._clock(), **fields) if r is not None else None,
+        )
+
+    def _release(self, job_id: str, worker: str, note: str) -> None:
+        self._jobs.change(
+            job_id,
+            lambda r: (
+                release_job(r, worker=worker, now=self._clock(), note=note)
+                if r is not None
+                else None
+            ),
+        )
+
+    def _teardown_if_idle(self, worker: str) -> None:
+        try:
+            outcome = self._provisioner.teardown_if_idle(
+                worker, idle_grace=timedelta(seconds=self._limits.idle_grace_seconds)
+            )
+        except Exception:  # the reaper finishes what the fast path could not
+            logger.exception("teardown after the job failed; the reaper will retry")
+            return
+        logger.info("teardown check: %s", outcome.reason)
+
+    def _profile_from_path(self, blob_name: str) -> str | None:
+        """A first folder named like a profile selects it: `contracts/lease.txt`."""
+        first = blob_name.split("/", 1)[0] if "/" in blob_name else None
+        return first if first in self._profiles else None
+
+    # --- used by _RequestRunner -----------------------------------------------------------
+
+    def _complete(self, request: ChatRequest, ready: LedgerRecord) -> ChatResult:
+        window_left = 0.0
+        if ready.ready_since is not None:
+            elapsed = (self._clock() - ready.ready_since).total_seconds()
+            window_left = self._limits.not_found_retry_seconds - elapsed
+        readiness_until = self._monotonic() + window_left if window_left > 0 else None
+        return self._chat.complete(request, readiness_until=readiness_until)
+
+
+class _RequestRunner:
+    """Runs chat requests for one job, re-provisioning if the deployment vanished mid-job."""
+
+    def __init__(self, engine: DocumentEngine, worker: str, ready: LedgerRecord, deadline: float):
+        self._engine = engine
+        self._worker = worker
+        self._ready = ready
+        self._deadline = deadline
+        self.results: list[ChatResult] = []
+
+    def __call__(self, request: ChatRequest) -> str:
+        for _ in range(self._engine._limits.max_recoveries + 1):
+            try:
+                result = self._engine._complete(request, self._ready)
+            except DeploymentNotServing:
+                logger.warning("deployment stopped serving mid-job; re-checking it")
+                self._ready = self._engine._provisioner.recheck(
+                    self._worker,
+                    observed_ready_since=self._ready.ready_since,
+                    deadline=self._deadline,
+                )
+                continue
+            self.results.append(result)
+            return result.content
+        raise ProvisioningError(
+            "the deployment kept disappearing while the document was processed",
+            code="deployment_unstable",
+            retryable=True,
+        )

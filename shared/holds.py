@@ -1,0 +1,253 @@
+"""The hold ledger's record and the pure decisions over it.
+
+A deployment's ledger record lists every reason to keep it alive (holds), what the app last
+knew of its state, and who is currently allowed to change it (the operation lease). All
+functions here are pure: they take a record and a time and return a new record or a
+decision, so the safety rules (never delete under a live hold, one provisioner at a time)
+are unit-tested without storage. The blob adapter in `ledger.py` applies them under ETags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+HoldKind = Literal["window", "batch", "job"]
+
+
+class KnownState(StrEnum):
+    """What the app last recorded about the deployment (not Azure's provisioningState)."""
+
+    UNKNOWN = "unknown"
+    ABSENT = "absent"
+    PROVISIONING = "provisioning"
+    READY = "ready"
+    DELETING = "deleting"
+    FAILED = "failed"
+
+
+class Hold(BaseModel):
+    """One reason to keep the deployment alive until `expires`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: HoldKind
+    owner: str
+    created: datetime
+    expires: datetime
+
+    def is_live(self, now: datetime) -> bool:
+        return self.expires > now
+
+
+class OperationLease(BaseModel):
+    """Exclusive right to provision or delete the deployment, until `expires`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: str
+    operation: Literal["provision", "delete"]
+    acquired: datetime
+    expires: datetime
+    # Lets a later leader resume the SDK poller if this one dies mid-provisioning.
+    continuation_token: str | None = None
+
+    def is_live(self, now: datetime) -> bool:
+        return self.expires > now
+
+
+class LedgerRecord(BaseModel):
+    """Everything the app agrees on about one deployment, stored as one blob."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment: str
+    holds: tuple[Hold, ...] = ()
+    state: KnownState = KnownState.UNKNOWN
+    state_changed: datetime | None = None
+    lease: OperationLease | None = None
+    last_hold_released: datetime | None = None
+    ready_since: datetime | None = None
+    last_error: str | None = None
+    provision_count: int = Field(0, ge=0)
+
+    def live_holds(self, now: datetime) -> tuple[Hold, ...]:
+        return tuple(hold for hold in self.holds if hold.is_live(now))
+
+    def live_lease(self, now: datetime) -> OperationLease | None:
+        return self.lease if self.lease is not None and self.lease.is_live(now) else None
+
+
+# --- Holds ----------------------------------------------------------------------------------
+
+
+def place_hold(
+    record: LedgerRecord,
+    *,
+    hold_id: str,
+    kind: HoldKind,
+    owner: str,
+    now: datetime,
+    ttl: timedelta,
+) -> LedgerRecord:
+    """Add (or refresh) a hold; expired holds are dropped on every write so the list stays short."""
+    kept = [h for h in record.holds if h.is_live(now) and h.id != hold_id]
+    created = next((h.created for h in record.holds if h.id == hold_id), now)
+    hold = Hold(id=hold_id, kind=kind, owner=owner, created=created, expires=now + ttl)
+    return record.model_copy(update={"holds": (*kept, hold)})
+
+
+def renew_hold(
+    record: LedgerRecord, *, hold_id: str, now: datetime, ttl: timedelta
+) -> LedgerRecord | None:
+    """Extend a live hold; None when the hold is gone (expired and dropped by someone else)."""
+    hold = next((h for h in record.holds if h.id == hold_id), None)
+    if hold is None:
+        return None
+    return place_hold(record, hold_id=hold.id, kind=hold.kind, owner=hold.owner, now=now, ttl=ttl)
+
+
+def release_hold(record: LedgerRecord, *, hold_id: str, now: datetime) -> LedgerRecord:
+    """Remove a hold and remember when the deployment last lost a reason to live."""
+    kept = tuple(h for h in record.holds if h.is_live(now) and h.id != hold_id)
+    released = any(h.id == hold_id for h in record.holds)
+    return record.model_copy(
+        update={
+            "holds": kept,
+            "last_hold_released": now if released else record.last_hold_released,
+        }
+    )
+
+
+# --- Teardown -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeardownDecision:
+    """Whether the deployment may be deleted now, and the reason in words for the log."""
+
+    delete: bool
+    reason: str
+    retry_after: timedelta | None = None
+
+
+def idle_since(record: LedgerRecord) -> datetime | None:
+    """When the deployment last had a reason to live: the later of ready and last release."""
+    moments = [m for m in (record.last_hold_released, record.ready_since) if m is not None]
+    return max(moments) if moments else None
+
+
+def decide_teardown(
+    record: LedgerRecord,
+    *,
+    now: datetime,
+    idle_grace: timedelta,
+    exists: bool,
+    created_at: datetime | None = None,
+    max_lifetime: timedelta | None = None,
+) -> TeardownDecision:
+    """May the deployment be deleted now?
+
+    Never under a live hold or while another instance holds the operation lease. A
+    deployment past its maximum lifetime is deleted even under holds: that is the backstop
+    against a leaked hold keeping a billed deployment up forever.
+    """
+    if not exists:
+        return TeardownDecision(False, "deployment does not exist")
+    lease = record.live_lease(now)
+    if lease is not None:
+        return TeardownDecision(
+            False, f"{lease.owner} is running a {lease.operation}", lease.expires - now
+        )
+    if created_at is not None and max_lifetime is not None and now - created_at >= max_lifetime:
+        return TeardownDecision(True, f"past its maximum lifetime of {max_lifetime}")
+    live = record.live_holds(now)
+    if live:
+        soonest = min(h.expires for h in live)
+        kinds = ", ".join(sorted({f"{h.kind}:{h.owner}" for h in live}))
+        return TeardownDecision(False, f"{len(live)} live hold(s): {kinds}", soonest - now)
+    since = idle_since(record)
+    if since is not None and now - since < idle_grace:
+        remaining = idle_grace - (now - since)
+        return TeardownDecision(False, f"idle grace running ({remaining} left)", remaining)
+    return TeardownDecision(True, "no live hold and idle grace passed")
+
+
+# --- Operation lease (single-flight provisioning and deletion) ------------------------------
+
+
+def take_lease(
+    record: LedgerRecord,
+    *,
+    owner: str,
+    operation: Literal["provision", "delete"],
+    now: datetime,
+    ttl: timedelta,
+    continuation_token: str | None = None,
+) -> LedgerRecord | None:
+    """Take the operation lease, or None if someone else holds a live one."""
+    current = record.live_lease(now)
+    if current is not None and current.owner != owner:
+        return None
+    token = continuation_token
+    if token is None and record.lease is not None and record.lease.operation == operation:
+        # A dead leader's poller token is still the best way to follow its operation.
+        token = record.lease.continuation_token
+    acquired = current.acquired if current is not None else now
+    lease = OperationLease(
+        owner=owner,
+        operation=operation,
+        acquired=acquired,
+        expires=now + ttl,
+        continuation_token=token,
+    )
+    state = KnownState.PROVISIONING if operation == "provision" else KnownState.DELETING
+    return record.model_copy(
+        update={"lease": lease, "state": state, "state_changed": now, "last_error": None}
+    )
+
+
+def finish_lease(
+    record: LedgerRecord,
+    *,
+    owner: str,
+    now: datetime,
+    state: KnownState,
+    error: str | None = None,
+) -> LedgerRecord:
+    """Record the outcome of a leased operation and free the lease."""
+    if record.lease is not None and record.lease.owner != owner and record.lease.is_live(now):
+        # Our lease lapsed and another instance took over: its outcome is the one that counts.
+        return record
+    lease = record.lease if record.lease is not None and record.lease.owner == owner else None
+    update: dict[str, object] = {
+        "lease": None,
+        "state": state,
+        "state_changed": now,
+        "last_error": error,
+    }
+    if state is KnownState.READY:
+        update["ready_since"] = now
+        if lease is not None and lease.operation == "provision":
+            update["provision_count"] = record.provision_count + 1
+    return record.model_copy(update=update)
+
+
+def mark_suspect(
+    record: LedgerRecord, *, observed_ready_since: datetime | None, now: datetime
+) -> LedgerRecord:
+    """The data plane said DeploymentNotFound although the ledger says ready: re-check it.
+
+    Only the first caller to notice changes the record (same ready_since), so a hundred jobs
+    that see the same 404 cause one re-check, not a hundred.
+    """
+    if record.state is not KnownState.READY or record.ready_since != observed_ready_since:
+        return record
+    return record.model_copy(
+        update={"state": KnownState.UNKNOWN, "state_changed": now, "ready_since": None}
+    )

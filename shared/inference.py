@@ -1,0 +1,234 @@
+"""Chat completions against the deployment, with the app's one retry policy.
+
+The openai client's own retries are off (`max_retries=0`) so that this tenacity policy is the
+only one: it honours `retry-after-ms` / `Retry-After` on 429, backs off on 5xx and timeouts,
+and retries `DeploymentNotFound` only inside the readiness window that follows provisioning
+(Azure answers it for minutes after `Succeeded`). Bounded in attempts and in total time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from shared.documents import ChatRequest
+
+logger = logging.getLogger(__name__)
+
+Monotonic = Callable[[], float]
+
+
+class DeploymentNotServing(Exception):
+    """The data plane answered DeploymentNotFound after the readiness window."""
+
+
+class InferenceUnavailable(Exception):
+    """Retries ran out on throttling or server errors; the job should be retried later."""
+
+
+class ModelRefusal(Exception):
+    """The service refused the content (content filter); retrying will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RequestRejected(Exception):
+    """The service rejected the request as malformed or too long; retrying will not help."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    max_seconds: float = 300.0
+    backoff_max_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    content: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    attempts: int
+
+
+def is_deployment_not_found(error: BaseException) -> bool:
+    return isinstance(error, openai.NotFoundError) and error.code == "DeploymentNotFound"
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The wait the service asked for, preferring the precise millisecond header."""
+    response = getattr(error, "response", None)
+    if response is None:
+        return None
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            continue
+    return None
+
+
+class _WaitRetryAfter:
+    """tenacity wait: the server's Retry-After when it gave one, else jittered backoff."""
+
+    def __init__(self, backoff_max: float) -> None:
+        self._fallback = wait_random_exponential(multiplier=0.5, max=backoff_max)
+
+    def __call__(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        asked = retry_after_seconds(error) if error is not None else None
+        return asked if asked is not None else float(self._fallback(state))
+
+
+class ChatClient:
+    """Chat completions on one deployment with bounded retries."""
+
+    def __init__(
+        self,
+        client: openai.AzureOpenAI,
+        deployment: str,
+        policy: RetryPolicy,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.deployment = deployment
+        self._policy = policy
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    def complete(self, request: ChatRequest, *, readiness_until: float | None = None) -> ChatResult:
+        """One chat completion; `readiness_until` (monotonic) bounds DeploymentNotFound retries."""
+
+        def retryable(error: BaseException) -> bool:
+            if isinstance(
+                error,
+                openai.RateLimitError
+                | openai.InternalServerError
+                | openai.APITimeoutError
+                | openai.APIConnectionError,
+            ):
+                return True
+            if is_deployment_not_found(error):
+                return readiness_until is not None and self._monotonic() < readiness_until
+            return False
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            wait=_WaitRetryAfter(self._policy.backoff_max_seconds),
+            stop=stop_after_attempt(self._policy.max_attempts)
+            | stop_after_delay(self._policy.max_seconds),
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        started = self._monotonic()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    response = self._send(request)
+        except openai.NotFoundError as error:
+            if is_deployment_not_found(error):
+                raise DeploymentNotServing(str(error)) from error
+            raise
+        except (
+            openai.RateLimitError,
+            openai.InternalServerError,
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+        ) as error:
+            raise InferenceUnavailable(
+                f"the deployment stayed unavailable after {self._policy.max_attempts} attempts "
+                f"or {self._policy.max_seconds:.0f} s: {type(error).__name__}: {error}"
+            ) from error
+        except openai.BadRequestError as error:
+            raise _describe_bad_request(error) from error
+        usage = response.usage
+        choice = response.choices[0]
+        return ChatResult(
+            content=choice.message.content or "",
+            model=response.model,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            seconds=self._monotonic() - started,
+            attempts=retrying.statistics.get("attempt_number", 1),
+        )
+
+    def serves(self) -> bool:
+        """Whether the deployment answers on the data plane (a 1-token request)."""
+        probe = ChatRequest(
+            messages=[{"role": "user", "content": "ping"}],
+            max_tokens=1,
+            response_format=None,
+            temperature=0.0,
+            purpose="readiness probe",
+        )
+        try:
+            self.complete(probe)
+        except DeploymentNotServing:
+            return False
+        except InferenceUnavailable:
+            # Throttled or erroring, but not "not found": the deployment exists and is routed.
+            return True
+        return True
+
+    def _send(self, request: ChatRequest) -> Any:
+        kwargs: dict[str, Any] = {
+            "model": self.deployment,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
+        return self._client.chat.completions.create(**kwargs)
+
+
+def _describe_bad_request(error: openai.BadRequestError) -> Exception:
+    code = str(error.code or "bad_request")
+    body = error.body if isinstance(error.body, dict) else {}
+    message = str(body.get("message") or error.message)
+    if code == "content_filter":
+        return ModelRefusal(
+            "the model refused to process this document: Azure's content filter flagged it "
+            f"({message}). Review the document, or the deployment's content filter policy."
+        )
+    return RequestRejected(code, f"the model rejected the request ({code}): {message}")
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    logger.warning(
+        "chat attempt %d failed (%s); retrying in %.2f s",
+        state.attempt_number,
+        type(error).__name__,
+        wait,
+    )

@@ -1,0 +1,156 @@
+"""Job records: what happened to each document, stored as one JSON blob per job.
+
+A job's id is derived from its input blob's path and content, so a re-delivered blob maps to
+the same record and is never processed twice; the pure transition functions here decide who
+may work on a job, and `JobStore` applies them under ETags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.blob_documents import JsonBlobStore
+
+JobStatus = Literal["queued", "waiting_for_deployment", "running", "succeeded", "failed"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    reason: str
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: JobStatus
+    at: datetime
+    note: str | None = None
+
+
+class JobRecord(BaseModel):
+    """The state and history of processing one input document."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: JobStatus = "queued"
+    source: Literal["blob", "http"] = "blob"
+    input_container: str
+    input_blob: str
+    profile: str | None = None
+    questions: tuple[str, ...] = ()
+    created: datetime
+    history: tuple[StatusChange, ...] = ()
+    attempts: int = Field(0, ge=0)
+    worker: str | None = None
+    worker_expires: datetime | None = None
+    result_blob: str | None = None
+    error_blob: str | None = None
+    error: JobError | None = None
+
+    def entered(self, status: JobStatus) -> datetime | None:
+        """When the job last entered `status`."""
+        moments = [change.at for change in self.history if change.status == status]
+        return moments[-1] if moments else None
+
+
+def job_id_for(container: str, blob_name: str, data: bytes) -> str:
+    """Stable id: the same blob path with the same content is always the same job."""
+    digest = hashlib.sha256()
+    digest.update(f"{container}/{blob_name}\n".encode())
+    digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:24]
+
+
+def new_job(
+    *,
+    job_id: str,
+    container: str,
+    blob_name: str,
+    now: datetime,
+    source: Literal["blob", "http"] = "blob",
+    profile: str | None = None,
+    questions: tuple[str, ...] = (),
+) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        source=source,
+        input_container=container,
+        input_blob=blob_name,
+        profile=profile,
+        questions=questions,
+        created=now,
+        history=(StatusChange(status="queued", at=now),),
+    )
+
+
+def claim_job(record: JobRecord, *, worker: str, now: datetime, ttl: timedelta) -> JobRecord | None:
+    """Let `worker` process the job, or None when it is finished or another worker is live on it."""
+    if record.status in TERMINAL:
+        return None
+    if (
+        record.worker is not None
+        and record.worker != worker
+        and record.worker_expires is not None
+        and record.worker_expires > now
+    ):
+        return None
+    return record.model_copy(
+        update={"worker": worker, "worker_expires": now + ttl, "attempts": record.attempts + 1}
+    )
+
+
+def move_job(
+    record: JobRecord,
+    status: JobStatus,
+    *,
+    now: datetime,
+    note: str | None = None,
+    **fields: Any,
+) -> JobRecord:
+    """Record a status change (terminal statuses also free the worker claim)."""
+    update: dict[str, object] = {
+        "status": status,
+        "history": (*record.history, StatusChange(status=status, at=now, note=note)),
+        **fields,
+    }
+    if status in TERMINAL:
+        update["worker"] = None
+        update["worker_expires"] = None
+    return record.model_copy(update=update)
+
+
+def release_job(record: JobRecord, *, worker: str, now: datetime, note: str) -> JobRecord:
+    """Give a job back (for a later retry) without finishing it, noting why."""
+    if record.worker != worker:
+        return record
+    history = (*record.history, StatusChange(status=record.status, at=now, note=note))
+    return record.model_copy(update={"worker": None, "worker_expires": None, "history": history})
+
+
+class JobStore:
+    """Job records in the jobs container."""
+
+    def __init__(self, store: JsonBlobStore[JobRecord]) -> None:
+        self._store = store
+
+    @staticmethod
+    def blob_name(job_id: str) -> str:
+        return f"{job_id}.json"
+
+    def get(self, job_id: str) -> JobRecord | None:
+        record, _ = self._store.read(self.blob_name(job_id))
+        return record
+
+    def create(self, record: JobRecord) -> bool:
+        return self._store.create(self.blob_name(record.id), record)
+
+    def change(self, job_id: str, change: object) -> JobRecord | None:
+        return self._store.update(self.blob_name(job_id), change)  # type: ignore[arg-type]

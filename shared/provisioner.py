@@ -1,0 +1,421 @@
+"""Making the deployment ready and tearing it down, one instance at a time.
+
+`DeploymentProvisioner` is the only place that creates or deletes a deployment. Whoever
+takes the ledger's operation lease does the management-plane work (reads the state, creates
+or waits, follows the SDK poller, probes the data plane); every other caller waits on the
+ledger blob instead of polling Azure, so a burst of documents costs one create and one
+poller. Every wait is bounded by a deadline; failures are recorded in the ledger in words.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Literal
+
+from azure.core.exceptions import HttpResponseError
+from azure.core.polling import LROPoller
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from shared.deployments import (
+    RECREATE_STATES,
+    TRANSITIONAL_STATES,
+    AzureDeployments,
+    DeploymentSnapshot,
+    DeploymentSpec,
+    ProvisioningError,
+    describe_create_error,
+    error_code,
+)
+from shared.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
+from shared.inference import ChatClient
+from shared.ledger import HoldLedger
+
+logger = logging.getLogger(__name__)
+
+Monotonic = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ProvisioningTimings:
+    """Bounds on every wait (seconds). Defaults suit Azure; tests shrink them."""
+
+    poll_interval: float = 15.0
+    readiness_timeout: float = 600.0
+    delete_timeout: float = 600.0
+    lease_ttl: float = 120.0
+    create_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class TeardownOutcome:
+    deleted: bool
+    reason: str
+
+
+class LeaseKeeper:
+    """Renews the operation lease in the background while its holder works.
+
+    A holder that dies stops renewing, its lease lapses, and another instance takes over
+    (resuming the SDK poller from the continuation token kept in the lease).
+    """
+
+    def __init__(
+        self,
+        ledger: HoldLedger,
+        owner: str,
+        operation: Literal["provision", "delete"],
+        ttl: float,
+    ) -> None:
+        self._ledger = ledger
+        self._owner = owner
+        self._operation: Literal["provision", "delete"] = operation
+        self._ttl = ttl
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{owner}", daemon=True)
+        self.continuation_token: str | None = None
+        self.lost = False
+
+    def __enter__(self) -> LeaseKeeper:
+        record = self._ledger.read()
+        if record.lease is not None and record.lease.owner == self._owner:
+            self.continuation_token = record.lease.continuation_token
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._ttl)
+
+    def remember(self, continuation_token: str) -> None:
+        self.continuation_token = continuation_token
+        self._renew()
+
+    def _renew(self) -> None:
+        taken = self._ledger.take_lease(
+            self._owner,
+            self._operation,
+            timedelta(seconds=self._ttl),
+            continuation_token=self.continuation_token,
+        )
+        if taken is None and not self.lost:
+            self.lost = True
+            logger.error(
+                "%s lost the %s lease on %s", self._owner, self._operation, self._ledger.deployment
+            )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            try:
+                self._renew()
+            except Exception:  # a failed renewal must not kill the holder; the next one may work
+                logger.exception("renewing the %s lease failed", self._operation)
+
+
+class DeploymentProvisioner:
+    """Single-flight provisioning and safe teardown of one deployment."""
+
+    def __init__(
+        self,
+        *,
+        spec: DeploymentSpec,
+        ledger: HoldLedger,
+        deployments: AzureDeployments,
+        chat: ChatClient,
+        timings: ProvisioningTimings,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.ledger = ledger
+        self._deployments = deployments
+        self._chat = chat
+        self._timings = timings
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    # --- making it ready ------------------------------------------------------------------
+
+    def ensure_ready(self, owner: str, *, deadline: float) -> LedgerRecord:
+        """Return once the deployment serves, provisioning it if this caller wins the lease.
+
+        Raises ProvisioningError with a reason when it cannot be made ready by `deadline`, or
+        when the provisioning this caller was waiting for failed.
+        """
+        saw_other_provisioning = False
+        while True:
+            record = self.ledger.read()
+            if record.state is KnownState.READY:
+                return record
+            now = self.ledger.now()
+            lease = record.live_lease(now)
+            if (
+                record.state is KnownState.FAILED
+                and lease is None
+                and saw_other_provisioning
+                and record.last_error
+            ):
+                raise ProvisioningError(record.last_error, code="provisioning_failed")
+            if self._monotonic() >= deadline:
+                raise ProvisioningError(
+                    f"deployment {self.spec.name!r} was not ready in time (last known state: "
+                    f"{record.state.value}); the document stays queued and is retried.",
+                    code="provisioning_timeout",
+                    retryable=True,
+                )
+            if lease is not None and lease.owner != owner:
+                saw_other_provisioning = saw_other_provisioning or lease.operation == "provision"
+                self._sleep(self._timings.poll_interval)
+                continue
+            taken = self.ledger.take_lease(
+                owner, "provision", timedelta(seconds=self._timings.lease_ttl)
+            )
+            if taken is None:
+                continue
+            self._lead_provisioning(owner, deadline)
+
+    def recheck(self, owner: str, *, observed_ready_since: object, deadline: float) -> LedgerRecord:
+        """The data plane said DeploymentNotFound for a deployment the ledger calls ready."""
+        self.ledger.change(
+            lambda r: mark_suspect(
+                r,
+                observed_ready_since=observed_ready_since,  # type: ignore[arg-type]
+                now=self.ledger.now(),
+            )
+        )
+        return self.ensure_ready(owner, deadline=deadline)
+
+    def _lead_provisioning(self, owner: str, deadline: float) -> None:
+        logger.info("%s leads provisioning of %s", owner, self.spec.name)
+        with LeaseKeeper(self.ledger, owner, "provision", self._timings.lease_ttl) as keeper:
+            try:
+                self._converge(keeper, deadline)
+                self._await_serving(deadline)
+            except ProvisioningError as error:
+                state = KnownState.UNKNOWN if error.retryable else KnownState.FAILED
+                self.ledger.finish_lease(owner, state, error.reason)
+                raise
+            except Exception as error:
+                self.ledger.finish_lease(
+                    owner, KnownState.UNKNOWN, f"{type(error).__name__}: {error}"
+                )
+                raise
+        self.ledger.finish_lease(owner, KnownState.READY)
+        logger.info("deployment %s is ready", self.spec.name)
+
+    def _converge(self, keeper: LeaseKeeper, deadline: float) -> None:
+        """Drive Azure's state to Succeeded, re-reading it after every step."""
+        creates = 0
+        last_failure = ""
+        while True:
+            snapshot = self._deployments.get(self.spec.name)
+            state = snapshot.provisioning_state if snapshot.exists else None
+            logger.info("deployment %s is %s", self.spec.name, state or "absent")
+            if state == "Succeeded":
+                return
+            if state in TRANSITIONAL_STATES:
+                if state != "Deleting" and keeper.continuation_token:
+                    self._follow_poller(
+                        self._deployments.resume_create(self.spec.name, keeper.continuation_token),
+                        deadline,
+                    )
+                    keeper.continuation_token = None
+                else:
+                    self._wait_while_transitional(deadline)
+                continue
+            if creates >= self._timings.create_attempts:
+                raise ProvisioningError(
+                    f"provisioning deployment {self.spec.name!r} failed {creates} times; last "
+                    f"error: {last_failure or state}. Check the model name and the account in "
+                    "the Azure portal.",
+                    code="provisioning_failed",
+                )
+            if state in RECREATE_STATES:
+                logger.warning("deployment %s is %s; creating it again", self.spec.name, state)
+            creates += 1
+            try:
+                poller = self._deployments.begin_create(self.spec)
+            except HttpResponseError as error:
+                last_failure = self._on_create_refused(error, deadline)
+                continue
+            keeper.remember(poller.continuation_token())
+            try:
+                self._follow_poller(poller, deadline)
+            except HttpResponseError as error:
+                last_failure = getattr(getattr(error, "error", None), "message", None) or str(error)
+                logger.warning("provisioning %s failed: %s", self.spec.name, last_failure)
+            keeper.continuation_token = None
+
+    def _on_create_refused(self, error: HttpResponseError, deadline: float) -> str:
+        """Decide what a refused PUT means; return a note, or raise when retrying is pointless."""
+        status = error.status_code or 0
+        code = error_code(error) or str(status)
+        if status >= 500:
+            # GatewayTimeout and friends: ARM may have started the create anyway, so re-read
+            # the state rather than sending another PUT blindly.
+            logger.warning("create of %s answered %s; re-reading its state", self.spec.name, code)
+            self._sleep(self._timings.poll_interval)
+            return f"{code} from the management API"
+        if status == 409:
+            # A delete of the same name finished moments ago, or another operation runs.
+            logger.warning("create of %s conflicted (%s); waiting", self.spec.name, code)
+            self._check_deadline(deadline, "waiting for a conflicting operation to finish")
+            self._sleep(self._timings.poll_interval)
+            return f"{code}: {error}"
+        raise describe_create_error(error, self.spec)
+
+    def _follow_poller(self, poller: LROPoller[object], deadline: float) -> None:
+        while not poller.done():
+            remaining = deadline - self._monotonic()
+            if remaining <= 0:
+                raise ProvisioningError(
+                    f"deployment {self.spec.name!r} was still provisioning at the deadline; "
+                    "the next attempt resumes it.",
+                    code="provisioning_timeout",
+                    retryable=True,
+                )
+            poller.wait(timeout=min(remaining, max(self._timings.poll_interval, 1.0)))
+        poller.result()
+
+    def _wait_while_transitional(self, deadline: float) -> DeploymentSnapshot:
+        def transitional(snapshot: DeploymentSnapshot) -> bool:
+            return snapshot.exists and snapshot.provisioning_state in TRANSITIONAL_STATES
+
+        retrying = Retrying(
+            retry=retry_if_result(transitional),
+            wait=wait_fixed(self._timings.poll_interval),
+            stop=stop_after_delay(max(0.0, deadline - self._monotonic())),
+            sleep=self._sleep,
+        )
+        try:
+            return retrying(self._deployments.get, self.spec.name)
+        except RetryError as error:
+            raise ProvisioningError(
+                f"deployment {self.spec.name!r} stayed in a transitional state past the deadline",
+                code="provisioning_timeout",
+                retryable=True,
+            ) from error
+
+    def _await_serving(self, deadline: float) -> None:
+        """Succeeded is not serving: probe the data plane until it answers."""
+        limit = max(0.0, min(deadline - self._monotonic(), self._timings.readiness_timeout))
+        retrying = Retrying(
+            retry=retry_if_result(lambda served: not served),
+            wait=wait_fixed(self._timings.poll_interval),
+            stop=stop_after_delay(limit),
+            sleep=self._sleep,
+        )
+        try:
+            retrying(self._chat.serves)
+        except RetryError as error:
+            raise ProvisioningError(
+                f"deployment {self.spec.name!r} reached Succeeded but its endpoint did not serve "
+                f"within {limit:.0f} s",
+                code="readiness_timeout",
+                retryable=True,
+            ) from error
+
+    def _check_deadline(self, deadline: float, doing: str) -> None:
+        if self._monotonic() >= deadline:
+            raise ProvisioningError(
+                f"deployment {self.spec.name!r}: deadline passed while {doing}",
+                code="provisioning_timeout",
+                retryable=True,
+            )
+
+    # --- tearing it down ------------------------------------------------------------------
+
+    def teardown_if_idle(
+        self,
+        owner: str,
+        *,
+        idle_grace: timedelta,
+        snapshot: DeploymentSnapshot | None = None,
+        max_lifetime: timedelta | None = None,
+    ) -> TeardownOutcome:
+        """Delete the deployment if no live hold needs it and its idle grace has passed."""
+        record = self.ledger.read()
+        exists = snapshot.exists if snapshot is not None else record.state is not KnownState.ABSENT
+        created_at = snapshot.created_at if snapshot is not None else None
+
+        def due(current: LedgerRecord) -> bool:
+            return decide_teardown(
+                current,
+                now=self.ledger.now(),
+                idle_grace=idle_grace,
+                exists=exists,
+                created_at=created_at,
+                max_lifetime=max_lifetime,
+            ).delete
+
+        decision = decide_teardown(
+            record,
+            now=self.ledger.now(),
+            idle_grace=idle_grace,
+            exists=exists,
+            created_at=created_at,
+            max_lifetime=max_lifetime,
+        )
+        if not decision.delete:
+            return TeardownOutcome(False, decision.reason)
+        taken = self.ledger.take_lease(
+            owner, "delete", timedelta(seconds=self._timings.lease_ttl), only_if=due
+        )
+        if taken is None:
+            return TeardownOutcome(False, "a hold or another operation appeared first")
+        with LeaseKeeper(self.ledger, owner, "delete", self._timings.lease_ttl):
+            return self._delete_under_lease(owner, due, decision.reason)
+
+    def _delete_under_lease(
+        self, owner: str, due: Callable[[LedgerRecord], bool], reason: str
+    ) -> TeardownOutcome:
+        try:
+            current = self._deployments.get(self.spec.name)
+            if not current.exists:
+                self.ledger.finish_lease(owner, KnownState.ABSENT)
+                return TeardownOutcome(False, "already absent")
+            if not current.owned_by(self.spec.owner_tag):
+                self.ledger.finish_lease(
+                    owner, KnownState.UNKNOWN, "deployment is not tagged as ours; not deleting it"
+                )
+                logger.warning(
+                    "refusing to delete %s: it lacks the tag managed-by=%s",
+                    self.spec.name,
+                    self.spec.owner_tag,
+                )
+                return TeardownOutcome(False, "not owned by this app")
+            if not due(self.ledger.read().model_copy(update={"lease": None})):
+                # A job placed a hold after we took the lease: keep the deployment.
+                state = (
+                    KnownState.READY
+                    if current.provisioning_state == "Succeeded"
+                    else KnownState.UNKNOWN
+                )
+                self.ledger.finish_lease(owner, state)
+                return TeardownOutcome(False, "a hold arrived before the delete started")
+            logger.info("deleting deployment %s: %s", self.spec.name, reason)
+            poller = self._deployments.begin_delete(self.spec.name)
+            poller.result(timeout=self._timings.delete_timeout)
+            if not poller.done():
+                raise ProvisioningError(
+                    f"deleting {self.spec.name!r} did not finish within "
+                    f"{self._timings.delete_timeout:.0f} s",
+                    code="delete_timeout",
+                    retryable=True,
+                )
+        except Exception as error:
+            self.ledger.finish_lease(owner, KnownState.UNKNOWN, f"delete failed: {error}")
+            raise
+        self.ledger.finish_lease(owner, KnownState.ABSENT)
+        logger.info("deployment %s deleted (%s)", self.spec.name, reason)
+        return TeardownOutcome(True, reason)

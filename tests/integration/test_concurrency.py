@@ -1,0 +1,79 @@
+"""Many instances, one deployment: 4 OS processes and 40 documents arriving together."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from scripts.azurite import RunningAzurite
+from shared.composition import build_services
+from shared.settings import AppSettings
+from simulator.process import RunningSimulator
+from tests.integration.conftest import local_app_settings
+
+PROCESSES = 4
+DOCUMENTS_PER_PROCESS = 10
+
+
+def _instance(settings: dict[str, str], index: int, start: Any, results: Any) -> None:
+    services = build_services(AppSettings.model_validate(settings))
+    container = services.settings.input_container
+    names = [f"batch/doc-{index}-{i}.txt" for i in range(DOCUMENTS_PER_PROCESS)]
+    start.wait(timeout=60)
+
+    def run(name: str) -> str:
+        try:
+            text = f"Document {name}.\n\nThe supplier shall deliver on time.\n"
+            return services.engine.process_blob(container, name, text.encode()).status
+        except Exception as error:  # reported to the parent, which fails the test
+            return f"error: {type(error).__name__}: {error}"
+
+    with ThreadPoolExecutor(max_workers=DOCUMENTS_PER_PROCESS) as pool:
+        statuses = list(pool.map(run, names))
+    results.put((index, statuses))
+
+
+def test_forty_documents_from_four_processes_share_one_deployment(
+    azurite: RunningAzurite, sim: RunningSimulator
+) -> None:
+    settings = local_app_settings(azurite, sim, IDLE_GRACE_SECONDS=2, JOB_HOLD_SECONDS=10)
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    results = context.Queue()
+    processes = [
+        context.Process(target=_instance, args=(settings, i, start, results))
+        for i in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    start.set()
+    collected = dict(results.get(timeout=240) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+
+    statuses = [status for index in sorted(collected) for status in collected[index]]
+    assert statuses == ["succeeded"] * (PROCESSES * DOCUMENTS_PER_PROCESS)
+    billing = sim.admin.billing()
+    assert len(billing["deployments"]) == 1, "exactly one create for the whole burst"
+
+    services = build_services(AppSettings.model_validate(settings))
+    output = services.blob_service.get_container_client(services.settings.output_container)
+    results_written = [b.name for b in output.list_blobs() if b.name.endswith(".result.json")]
+    assert len(results_written) == PROCESSES * DOCUMENTS_PER_PROCESS
+    assert len(set(results_written)) == len(results_written)
+    assert not [b.name for b in output.list_blobs() if b.name.endswith(".error.json")]
+
+    # Still up inside the idle grace; the reaper deletes it once the grace has passed.
+    name = services.settings.deployment_name
+    assert services.deployments.get(name).exists
+    assert services.ledger.read().holds == ()
+    for _ in range(60):
+        if any(report.deleted for report in services.reaper.run("reaper:test")):
+            break
+        time.sleep(0.1)
+    assert not services.deployments.get(name).exists
+    assert billing["deployments"][0]["deleted"] is None  # it was still up when measured
+    assert sim.admin.billing()["deployments"][0]["deleted"] is not None

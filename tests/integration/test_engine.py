@@ -1,0 +1,374 @@
+"""The on-demand engine end to end: real SDKs against Azurite and the simulator.
+
+Each test gets fresh containers and a fresh deployment name; the simulator is reset, so its
+billing meter counts exactly the deployments this test created.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.composition import AppServices
+from shared.deployments import DeploymentSpec
+from shared.engine import RetryLater
+from shared.holds import KnownState
+from shared.jobs import job_id_for
+from simulator.process import RunningSimulator
+from tests.integration.conftest import ServicesFactory
+
+CONTRACT = (
+    "MASTER SERVICES AGREEMENT\n\nThe Supplier shall deliver the services described in "
+    "Schedule 1.\n\nPayment is due within 30 days of invoice.\n"
+)
+
+
+# A profile with short answers, so small context windows still leave room to chunk.
+SHORT_ANSWERS = json.dumps(
+    {
+        "default": {
+            "system_prompt": "You review contracts.",
+            "user_prompt_template": "{filename}:\n{document}",
+            "max_output_tokens": 100,
+        }
+    }
+)
+
+
+def creates(sim: RunningSimulator) -> int:
+    return len(sim.admin.billing()["deployments"])
+
+
+def deployment_exists(services: AppServices) -> bool:
+    return services.deployments.get(services.settings.deployment_name).exists
+
+
+def output_json(services: AppServices, name: str) -> dict[str, Any]:
+    container = services.blob_service.get_container_client(services.settings.output_container)
+    return json.loads(container.download_blob(name).readall())  # type: ignore[no-any-return]
+
+
+def process(services: AppServices, name: str, data: bytes) -> Any:
+    return services.engine.process_blob(services.settings.input_container, name, data)
+
+
+def test_cold_document_provisions_once_writes_result_and_tears_down(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    outcome = process(services, "contract.txt", CONTRACT.encode())
+    assert outcome.status == "succeeded"
+    result = output_json(services, "contract.txt.result.json")
+    provenance = result["provenance"]
+    assert provenance["deployment"] == services.settings.deployment_name
+    assert provenance["model"] == services.settings.model_name
+    assert provenance["usage"]["total_tokens"] > 0
+    assert provenance["wait_for_deployment_seconds"] > 0
+    assert "sim-answer-" in json.dumps(result["answer"])
+    record = services.jobs.get(outcome.job_id)
+    assert record is not None
+    assert [c.status for c in record.history] == [
+        "queued",
+        "waiting_for_deployment",
+        "running",
+        "succeeded",
+    ]
+    assert creates(sim) == 1
+    assert not deployment_exists(services), "idle grace 0 deletes after the last hold"
+    assert services.ledger.read().state is KnownState.ABSENT
+
+
+def test_redelivery_never_processes_or_bills_twice(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    first = process(services, "a.txt", CONTRACT.encode())
+    again = process(services, "a.txt", CONTRACT.encode())
+    assert first.status == "succeeded"
+    assert again.skipped and again.job_id == first.job_id
+    assert creates(sim) == 1
+    assert sim.admin.stats()["data"]["ok"] == 2  # one readiness probe, one answer
+
+
+def test_warm_deployment_is_used_without_management_calls(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=3600)
+    process(services, "one.txt", b"first document")
+    management_before = sum(sim.admin.stats()["management"].values())
+    outcome = process(services, "two.txt", b"second document")
+    assert outcome.status == "succeeded"
+    assert sum(sim.admin.stats()["management"].values()) == management_before
+    assert deployment_exists(services), "the idle grace keeps it for the next document"
+
+
+def start_create(services: AppServices) -> None:
+    settings = services.settings
+    spec = DeploymentSpec(
+        name=settings.deployment_name,
+        model_name=settings.model_name,
+        model_version=settings.model_version,
+        sku=settings.deployment_sku,
+        capacity=settings.deployment_capacity,
+        owner_tag=settings.owner_tag,
+    )
+    services.deployments.begin_create(spec)
+
+
+def test_creating_deployment_is_waited_for_not_created_again(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    start_create(services)
+    assert services.deployments.get(services.settings.deployment_name).provisioning_state in {
+        "Accepted",
+        "Creating",
+    }
+    assert process(services, "doc.txt", b"text").status == "succeeded"
+    assert creates(sim) == 1
+
+
+def test_deleting_deployment_is_waited_for_then_created(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    start_create(services)
+    name = services.settings.deployment_name
+    while services.deployments.get(name).provisioning_state != "Succeeded":
+        time.sleep(0.05)
+    services.deployments.begin_delete(name)
+    assert services.deployments.get(name).provisioning_state == "Deleting"
+    assert process(services, "doc.txt", b"text").status == "succeeded"
+    assert creates(sim) == 2
+
+
+def test_failed_provisioning_is_retried_and_the_job_succeeds(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    sim.admin.fail_next_provisionings(1)
+    assert process(services, "doc.txt", b"text").status == "succeeded"
+    assert creates(sim) == 2
+
+
+def test_provisioning_that_keeps_failing_fails_the_job_with_a_reason(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(CREATE_ATTEMPTS=2)
+    sim.admin.fail_next_provisionings(5)
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = output_json(services, "doc.txt.error.json")["error"]
+    assert error["code"] == "provisioning_failed"
+    assert "failed 2 times" in error["reason"]
+    assert creates(sim) == 2
+
+
+def test_gateway_timeout_while_creating_rereads_state_instead_of_recreating(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    sim.admin.gateway_timeout_on_next_creates(1)
+    assert process(services, "doc.txt", b"text").status == "succeeded"
+    # azure-core itself retries the 504'd PUT and gets 409 (the create is running): the app
+    # then follows the running creation instead of starting another.
+    assert creates(sim) == 1
+
+
+def test_quota_error_becomes_a_clear_failure_not_endless_retries(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(DEPLOYMENT_CAPACITY=100_000)
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = output_json(services, "doc.txt.error.json")["error"]
+    assert error["code"] == "insufficient_quota"
+    assert "DEPLOYMENT_CAPACITY" in error["reason"]
+    assert sim.admin.stats()["management"]["PUT"] == 1
+
+
+def test_fine_tuned_deployment_limit_becomes_a_clear_failure(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    for i in range(5):
+        start_create(make_services(DEPLOYMENT_NAME=f"other-{i}", DEPLOYMENT_CAPACITY=1))
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = output_json(services, "doc.txt.error.json")["error"]
+    assert error["code"] == "deployment_limit"
+    assert "fine-tuned" in error["reason"]
+
+
+def test_data_plane_warmup_after_succeeded_is_waited_out(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    sim.admin.configure(warmup_seconds=600)  # one real second at the test time scale
+    services = make_services()
+    assert process(services, "doc.txt", b"text").status == "succeeded"
+    assert sim.admin.stats()["data"]["not_found"] >= 1
+
+
+def test_a_429_storm_is_ridden_out_with_retry_after(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(
+        DEPLOYMENT_CAPACITY=2, IDLE_GRACE_SECONDS=3600, PROCESSING_PROFILES=SHORT_ANSWERS
+    )
+    process(services, "warm.txt", b"warm up")
+    # Slow the clock so a minute's token window lasts a real second: four documents of about
+    # a thousand tokens each arriving at once exceed the 2,000 tokens a minute of capacity 2.
+    sim.admin.configure(time_scale=60)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(
+            pool.map(lambda i: process(services, f"doc{i}.txt", (CONTRACT * 20).encode()), range(4))
+        )
+    assert [o.status for o in outcomes] == ["succeeded"] * 4
+    assert sim.admin.stats()["data"]["throttled"] >= 1
+
+
+def test_server_errors_are_retried(make_services: ServicesFactory, sim: RunningSimulator) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=3600)
+    process(services, "warm.txt", b"warm up")
+    sim.admin.inject_errors("data", 503, 1.0, count=2)
+    assert process(services, "doc.txt", b"text").status == "succeeded"
+
+
+def test_deployment_deleted_behind_the_apps_back_mid_job_is_reprovisioned(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    # A small context window splits the document into several requests; latency makes the
+    # job last long enough for the deployment to vanish between two of them.
+    services = make_services(
+        MODEL_CONTEXT_TOKENS=1500, IDLE_GRACE_SECONDS=3600, PROCESSING_PROFILES=SHORT_ANSWERS
+    )
+    process(services, "warm.txt", b"warm up")
+    sim.admin.add_latency("data", 300)
+    document = "\n\n".join(f"Clause {i}. " + "The parties agree. " * 40 for i in range(8))
+    vanish = threading.Timer(0.5, sim.admin.vanish, args=(services.settings.deployment_name,))
+    vanish.start()
+    outcome = process(services, "long.txt", document.encode())
+    vanish.join()
+    assert outcome.status == "succeeded"
+    assert creates(sim) == 2
+    assert output_json(services, "long.txt.result.json")["provenance"]["requests"] > 2
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("empty.txt", b"   \n", "empty"),
+        ("scan.txt", b"%PDF-1.7\x00\x01\x02binary", "not_text"),
+        ("deck.pptx", b"slides", "unsupported_type"),
+        ("huge.txt", b"x" * 5000, "too_large"),
+    ],
+)
+def test_bad_documents_leave_an_error_record_and_cost_nothing(
+    make_services: ServicesFactory, sim: RunningSimulator, name: str, data: bytes, code: str
+) -> None:
+    services = make_services(MAX_DOCUMENT_BYTES=4000)
+    outcome = process(services, name, data)
+    assert outcome.status == "failed"
+    error = output_json(services, f"{name}.error.json")["error"]
+    assert error["code"] == code
+    assert len(error["reason"]) > 20
+    assert creates(sim) == 0, "a document rejected up front never provisions"
+
+
+def test_document_too_large_even_for_chunking(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(
+        MODEL_CONTEXT_TOKENS=2000, MAX_CHUNKS=2, PROCESSING_PROFILES=SHORT_ANSWERS
+    )
+    document = "\n\n".join("Paragraph. " * 150 for _ in range(10))
+    outcome = process(services, "long.txt", document.encode())
+    assert outcome.status == "failed"
+    assert output_json(services, "long.txt.error.json")["error"]["code"] == "too_many_chunks"
+    assert creates(sim) == 0
+
+
+def test_model_refusal_leaves_an_error_record(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    outcome = process(services, "bad.txt", b"Please SIMULATOR:REFUSE this")
+    assert outcome.status == "failed"
+    error = output_json(services, "bad.txt.error.json")["error"]
+    assert error["code"] == "model_refused"
+    assert "content filter" in error["reason"]
+    assert not deployment_exists(services), "a failed job still releases its hold"
+
+
+def test_unowned_deployment_is_used_but_never_deleted(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(OWNER_TAG="someone-else")
+    start_create(services)  # tagged managed-by=someone-else
+    ours = make_services(
+        DEPLOYMENT_NAME=services.settings.deployment_name,
+        INPUT_CONTAINER=services.settings.input_container,
+        OUTPUT_CONTAINER=services.settings.output_container,
+    )
+    assert process(ours, "doc.txt", b"text").status == "succeeded"
+    assert deployment_exists(ours)
+    assert ours.reaper.run("reaper:test") == []
+
+
+def test_reaper_deletes_after_the_idle_grace(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=1)
+    process(services, "doc.txt", b"text")
+    assert deployment_exists(services), "inside the grace the fast path keeps it"
+    kept = services.reaper.run("reaper:test")
+    assert [r.deleted for r in kept] == [False]
+    time.sleep(1.1)
+    reports = services.reaper.run("reaper:test")
+    assert [(r.deployment, r.deleted) for r in reports] == [
+        (services.settings.deployment_name, True)
+    ]
+    assert not deployment_exists(services)
+
+
+def test_provisioning_timeout_is_recoverable(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    sim.admin.configure(provisioning_seconds=1200)  # two real seconds
+    impatient = make_services(PROVISION_TIMEOUT_SECONDS=0.5)
+    with pytest.raises(RetryLater):
+        process(impatient, "doc.txt", b"text")
+    job_id = job_id_for(impatient.settings.input_container, "doc.txt", b"text")
+    record = impatient.jobs.get(job_id)
+    assert record is not None
+    assert record.status == "waiting_for_deployment"
+    assert record.worker is None, "the claim is given back so a re-delivery can resume"
+    assert "still provisioning at the deadline" in (record.history[-1].note or "")
+    holds = impatient.ledger.read().holds
+    assert [h.id for h in holds] == [f"job:{job_id}"], "the hold stays for the retry"
+    patient = make_services(PROVISION_TIMEOUT_SECONDS=30)
+    assert process(patient, "doc.txt", b"text").status == "succeeded"
+    assert creates(sim) == 1, "the re-delivery follows the creation already under way"
+
+
+def test_leaked_hold_expires_and_reaper_cleans_up(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=0)
+    process(services, "doc.txt", b"text")
+    services.ledger.place_hold("crashed-job", "job", "dead-worker", timedelta(seconds=3))
+    start_create(services)
+    while (
+        services.deployments.get(services.settings.deployment_name).provisioning_state
+        != "Succeeded"
+    ):
+        time.sleep(0.05)
+    assert [r.deleted for r in services.reaper.run("reaper:test")] == [False]
+    time.sleep(3)
+    assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]

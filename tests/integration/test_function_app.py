@@ -1,0 +1,200 @@
+"""The decorated handlers in function_app.py, called with real azure.functions objects."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import function_app
+from shared import composition, settings
+from shared.composition import AppServices
+from simulator.process import RunningSimulator
+
+BASE = "http://localhost:7071/api/jobs"
+
+
+@pytest.fixture
+def services(
+    app_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AppServices]:
+    for key, value in app_settings.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(
+        "PROCESSING_PROFILES",
+        json.dumps(
+            {
+                "default": {
+                    "system_prompt": "You analyse business documents.",
+                    "user_prompt_template": "Document {filename}:\n{document}\n{questions}",
+                },
+                "contracts": {
+                    "system_prompt": "You review contracts.",
+                    "user_prompt_template": "{document}\n\nAnswer: {questions}",
+                    "questions": ["Who are the parties?"],
+                },
+            }
+        ),
+    )
+    settings.get_settings.cache_clear()
+    composition.get_services.cache_clear()
+    yield composition.get_services()
+    settings.get_settings.cache_clear()
+    composition.get_services.cache_clear()
+
+
+@functools.cache
+def handlers() -> dict[str, Any]:
+    # get_functions() registers the functions and may run only once per app object.
+    return {
+        str(f.get_function_name()): f.get_user_function() for f in function_app.app.get_functions()
+    }
+
+
+def handler(name: str) -> Any:
+    """The plain Python function behind a decorated trigger, as the host calls it."""
+    return handlers()[name]
+
+
+def post_json(body: Any, *, raw: bytes | None = None) -> func.HttpResponse:
+    req = func.HttpRequest(
+        "POST",
+        BASE,
+        headers={"content-type": "application/json"},
+        body=raw if raw is not None else json.dumps(body).encode(),
+    )
+    response: func.HttpResponse = handler("submit_job")(req)
+    return response
+
+
+def get_job(job_id: str) -> func.HttpResponse:
+    req = func.HttpRequest("GET", f"{BASE}/{job_id}", route_params={"job_id": job_id}, body=b"")
+    response: func.HttpResponse = handler("get_job")(req)
+    return response
+
+
+def deliver(services: AppServices, blob_name: str) -> None:
+    container = services.settings.input_container
+    data = services.blob_service.get_container_client(container).download_blob(blob_name).readall()
+    stream = func.blob.InputStream(
+        data=data, name=f"{container}/{blob_name}", length=len(data), uri=f"http://x/{blob_name}"
+    )
+    handler("process_uploaded_document")(stream)
+
+
+def body(response: func.HttpResponse) -> dict[str, Any]:
+    return json.loads(response.get_body())  # type: ignore[no-any-return]
+
+
+def test_submit_then_process_then_read_the_result(
+    services: AppServices, sim: RunningSimulator
+) -> None:
+    response = post_json(
+        {
+            "text": "Lease of premises.",
+            "filename": "lease.txt",
+            "profile": "contracts",
+            "questions": ["When does it end?"],
+        }
+    )
+    assert response.status_code == 202
+    accepted = body(response)
+    assert response.headers["Location"] == f"{BASE}/{accepted['job_id']}"
+    queued = get_job(accepted["job_id"])
+    assert queued.status_code == 200 and body(queued)["status"] == "queued"
+
+    deliver(services, accepted["input"])
+
+    done = body(get_job(accepted["job_id"]))
+    assert done["status"] == "succeeded"
+    assert done["profile"] == "contracts"
+    answers = done["result"]["answer"]["answers"]
+    assert answers and all(set(a) >= {"question", "answer"} for a in answers)
+    assert done["result"]["provenance"]["deployment"] == services.settings.deployment_name
+
+
+def test_multipart_upload_is_accepted(services: AppServices) -> None:
+    boundary = "XyZ"
+    payload = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="rfp.md"\r\n'
+        "Content-Type: text/markdown\r\n\r\n# RFP\n\nWe need 40 laptops.\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="questions"\r\n\r\n'
+        '["How many laptops?"]\r\n'
+        f"--{boundary}--\r\n"
+    ).encode()
+    req = func.HttpRequest(
+        "POST",
+        BASE,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        body=payload,
+    )
+    response = handler("submit_job")(req)
+    assert response.status_code == 202, response.get_body()
+    job = body(get_job(body(response)["job_id"]))
+    assert job["questions"] == ["How many laptops?"]
+    assert job["input"].endswith("rfp.md")
+
+
+@pytest.mark.parametrize(
+    ("payload", "raw", "status", "needle"),
+    [
+        (None, b"{not json", 400, "not valid JSON"),
+        ({"filename": "a.txt"}, None, 400, "'text' is required"),
+        ({"text": "   "}, None, 400, "only whitespace"),
+        ({"text": "x", "profile": "nope"}, None, 400, "contracts"),
+        ({"text": "x", "questions": "why?"}, None, 400, "list of strings"),
+        ({"text": "x", "colour": "red"}, None, 400, "unknown field"),
+        ({"text": "x", "filename": "a.exe"}, None, 400, ".exe"),
+    ],
+)
+def test_bad_submissions_get_400_saying_what_is_wrong(
+    services: AppServices, payload: Any, raw: bytes | None, status: int, needle: str
+) -> None:
+    response = post_json(payload, raw=raw)
+    assert response.status_code == status
+    assert needle in body(response)["error"]
+    container = services.blob_service.get_container_client(services.settings.input_container)
+    assert list(container.list_blobs()) == [], "nothing is stored for a rejected submission"
+
+
+def test_oversized_submission_gets_413(
+    services: AppServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = post_json({"text": "x" * (services.settings.max_submit_bytes + 10)})
+    assert response.status_code == 413
+    assert "MAX_SUBMIT_BYTES" in body(response)["error"]
+
+
+def test_wrong_content_type_gets_400(services: AppServices) -> None:
+    req = func.HttpRequest("POST", BASE, headers={"content-type": "text/xml"}, body=b"<a/>")
+    response = handler("submit_job")(req)
+    assert response.status_code == 400
+    assert "multipart/form-data" in body(response)["error"]
+
+
+def test_unknown_and_malformed_job_ids(services: AppServices) -> None:
+    assert get_job("0" * 24).status_code == 404
+    assert get_job("../etc/passwd").status_code == 400
+
+
+def test_blob_trigger_handles_an_uploaded_document_once(
+    services: AppServices, sim: RunningSimulator
+) -> None:
+    container = services.blob_service.get_container_client(services.settings.input_container)
+    container.upload_blob("contracts/nda.txt", b"Mutual NDA between A and B.")
+    deliver(services, "contracts/nda.txt")
+    deliver(services, "contracts/nda.txt")
+    output = services.blob_service.get_container_client(services.settings.output_container)
+    assert [b.name for b in output.list_blobs()] == ["contracts/nda.txt.result.json"]
+    result = json.loads(output.download_blob("contracts/nda.txt.result.json").readall())
+    assert result["profile"] == "contracts"
+    assert len(sim.admin.billing()["deployments"]) == 1
+
+
+def test_reaper_timer_handler_runs(services: AppServices) -> None:
+    timer = func.timer.TimerRequest(past_due=True)
+    handler("reap_idle_deployments")(timer)

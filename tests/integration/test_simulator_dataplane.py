@@ -1,0 +1,313 @@
+"""Conformance of the simulated Azure OpenAI data plane, driven through the openai SDK.
+
+Raw HTTP (requests) is used only for what the SDK cannot send: a body that is not JSON and a
+request without api-version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import ssl
+import time
+from typing import Any, Literal
+
+import httpx2
+import openai
+import pytest
+import requests
+from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+from azure.mgmt.cognitiveservices.models import (
+    Deployment,
+    DeploymentModel,
+    DeploymentProperties,
+    Sku,
+)
+from pydantic import BaseModel
+
+from simulator.process import RunningSimulator
+
+FT_MODEL = "gpt-4.1-mini-2025-04-14.ft-5f2a9c0d1e3b4a6f"
+WARMUP_REAL_SECONDS = 0.1  # 60 simulated seconds at 600x
+DEPLOYMENT_NOT_FOUND = (
+    "The API deployment for this resource does not exist. If you created the deployment within "
+    "the last 5 minutes, please wait a moment and try again."
+)
+
+
+def provisioning_state(deployment: Deployment) -> str | None:
+    """The provisioning state of an SDK Deployment (typed Optional all the way down)."""
+    assert deployment.properties is not None
+    state = deployment.properties.provisioning_state
+    return None if state is None else str(state)
+
+
+def deploy(
+    client: CognitiveServicesManagementClient,
+    sim: RunningSimulator,
+    name: str,
+    capacity: int = 10,
+    *,
+    wait_until_serving: bool = True,
+) -> None:
+    request = Deployment(
+        sku=Sku(name="Standard", capacity=capacity),
+        properties=DeploymentProperties(
+            model=DeploymentModel(format="OpenAI", name=FT_MODEL, version="1")
+        ),
+    )
+    client.deployments.begin_create_or_update(
+        sim.resource_group, sim.account, name, request
+    ).result()
+    if wait_until_serving:
+        time.sleep(WARMUP_REAL_SECONDS + 0.05)
+
+
+def ask(client: openai.AzureOpenAI, name: str, content: str = "Hello", **kwargs: Any) -> Any:
+    return client.chat.completions.create(
+        model=name, messages=[{"role": "user", "content": content}], **kwargs
+    )
+
+
+def chat_url(sim: RunningSimulator, name: str) -> str:
+    return f"{sim.base_url}/openai/deployments/{name}/chat/completions"
+
+
+def test_deployment_not_found_before_creation_while_creating_and_while_warming(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    with pytest.raises(openai.NotFoundError) as absent:
+        ask(aoai_client, "ft-warm")
+    assert absent.value.code == "DeploymentNotFound"
+    assert absent.value.body == {"code": "DeploymentNotFound", "message": DEPLOYMENT_NOT_FOUND}
+
+    sim.admin.configure(warmup_seconds=300)  # 0.5 s of wall time
+    poller = mgmt_client.deployments.begin_create_or_update(
+        sim.resource_group,
+        sim.account,
+        "ft-warm",
+        Deployment(
+            sku=Sku(name="Standard", capacity=10),
+            properties=DeploymentProperties(
+                model=DeploymentModel(format="OpenAI", name=FT_MODEL, version="1")
+            ),
+        ),
+    )
+    with pytest.raises(openai.NotFoundError) as creating:
+        ask(aoai_client, "ft-warm")
+    assert creating.value.code == "DeploymentNotFound"
+    assert provisioning_state(poller.result()) == "Succeeded"
+    with pytest.raises(openai.NotFoundError) as warming:
+        ask(aoai_client, "ft-warm")
+    assert warming.value.code == "DeploymentNotFound"
+    time.sleep(0.6)
+    assert ask(aoai_client, "ft-warm", max_tokens=50).choices[0].message.content
+    assert sim.admin.stats()["data"] == {"chat": 4, "not_found": 3, "throttled": 0, "ok": 1}
+
+
+def test_a_successful_answer_is_deterministic_with_usage_and_headers(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-ok")
+    question = "What does clause 14.2 of the attached lease say about early termination?"
+    response = aoai_client.chat.completions.with_raw_response.create(
+        model="ft-ok",
+        messages=[
+            {"role": "system", "content": "You are a contract assistant."},
+            {"role": "user", "content": question},
+        ],
+        max_tokens=200,
+    )
+    completion = response.parse()
+    content = completion.choices[0].message.content
+    assert content is not None
+    assert "sim-answer-" in content and content.endswith(question[:80])
+    assert completion.object == "chat.completion"
+    assert completion.model == FT_MODEL
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.choices[0].message.role == "assistant"
+    usage = completion.usage
+    assert usage is not None
+    characters = len("You are a contract assistant.") + len(question)
+    assert usage.prompt_tokens == math.ceil(characters / 4) + 2 * 4
+    assert 16 <= usage.completion_tokens < 64
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    headers = response.headers
+    assert headers["x-ratelimit-remaining-requests"] == "9"
+    assert int(headers["x-ratelimit-remaining-tokens"]) == 10_000 - usage.prompt_tokens - 200
+    assert headers["apim-request-id"] and headers["x-request-id"]
+    assert float(headers["x-sim-inference-ms"]) == pytest.approx(5 + usage.completion_tokens)
+
+    again = aoai_client.chat.completions.create(
+        model="ft-ok",
+        messages=[
+            {"role": "system", "content": "You are a contract assistant."},
+            {"role": "user", "content": question},
+        ],
+        max_tokens=200,
+    )
+    assert again.choices[0].message.content == content
+    assert again.usage is not None and again.usage.completion_tokens == usage.completion_tokens
+    other = ask(aoai_client, "ft-ok", "A different question", max_tokens=5)
+    assert other.choices[0].message.content != content
+    assert other.usage is not None and other.usage.completion_tokens == 5
+
+
+def test_bearer_tokens_are_accepted_and_a_wrong_key_is_401(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    deploy(mgmt_client, sim, "ft-auth")
+    with httpx2.Client(verify=ssl.create_default_context(cafile=sim.ca_path)) as http_client:
+        entra = openai.AzureOpenAI(
+            azure_endpoint=sim.base_url,
+            azure_ad_token_provider=lambda: "dummy",
+            api_version="2024-10-21",
+            max_retries=0,
+            http_client=http_client,
+        )
+        assert ask(entra, "ft-auth", max_tokens=20).usage is not None
+        wrong = openai.AzureOpenAI(
+            azure_endpoint=sim.base_url,
+            api_key="not-the-key",
+            api_version="2024-10-21",
+            max_retries=0,
+            http_client=http_client,
+        )
+        with pytest.raises(openai.AuthenticationError) as denied:
+            ask(wrong, "ft-auth", max_tokens=20)
+    assert denied.value.status_code == 401
+    assert denied.value.code == "401"
+    assert "Access denied due to invalid subscription key" in str(denied.value)
+
+
+def test_over_the_request_window_is_a_rate_limit_error_with_retry_headers(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-rl", capacity=1)
+    sim.admin.configure(time_scale=20)  # the 10 s request window is now 0.5 s of wall time
+    ask(aoai_client, "ft-rl", max_tokens=100)
+    with pytest.raises(openai.RateLimitError) as throttled:
+        ask(aoai_client, "ft-rl", max_tokens=100)
+    error = throttled.value
+    assert error.status_code == 429 and error.code == "429"
+    assert "API version 2024-10-21 have exceeded call rate limit" in str(error)
+    assert error.response.headers["Retry-After"] == "1"
+    retry_ms = int(error.response.headers["retry-after-ms"])
+    assert 0 < retry_ms <= 10_000 / 20 + 1
+    assert error.response.headers["x-ratelimit-remaining-requests"] == "0"
+    time.sleep(retry_ms / 1000 + 0.02)
+    assert ask(aoai_client, "ft-rl", max_tokens=100).usage is not None
+    assert sim.admin.stats()["data"]["throttled"] == 1
+
+
+def test_over_the_token_window_is_a_token_rate_limit_error(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-tpm", capacity=2)
+    sim.admin.configure(time_scale=10)  # the 60 s token window is now 6 s of wall time
+    ask(aoai_client, "ft-tpm", max_tokens=1500)
+    with pytest.raises(openai.RateLimitError) as throttled:
+        ask(aoai_client, "ft-tpm", max_tokens=1500)
+    assert "exceeded token rate limit" in str(throttled.value)
+    assert throttled.value.response.headers["x-ratelimit-remaining-tokens"] == str(
+        2000 - 1500 - (math.ceil(len("Hello") / 4) + 4)
+    )
+
+
+class ClauseSummary(BaseModel):
+    clause: str
+    risk: Literal["low", "medium", "high"]
+    page: int
+    obligations: list[str]
+    amount: float | None
+
+
+def test_structured_outputs_parse_into_the_requested_schema(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-json")
+    parsed = aoai_client.chat.completions.parse(
+        model="ft-json",
+        messages=[{"role": "user", "content": "Summarise clause 3."}],
+        response_format=ClauseSummary,
+        max_tokens=300,
+    )
+    summary = parsed.choices[0].message.parsed
+    assert isinstance(summary, ClauseSummary)
+    assert summary.risk == "low" and len(summary.obligations) == 1
+    plain_json = ask(
+        aoai_client, "ft-json", "Give JSON", response_format={"type": "json_object"}, max_tokens=50
+    )
+    document = json.loads(plain_json.choices[0].message.content or "")
+    assert set(document) == {"answer", "digest"} and document["digest"].startswith("sim-answer-")
+
+
+def test_context_length_and_content_filter_errors(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-bad", capacity=50)
+    sim.admin.configure(context_tokens=100)
+    with pytest.raises(openai.BadRequestError) as too_long:
+        ask(aoai_client, "ft-bad", "word " * 100, max_tokens=10)
+    assert too_long.value.code == "context_length_exceeded"
+    assert too_long.value.param == "messages"
+    assert "maximum context length is 100 tokens" in str(too_long.value)
+    assert "resulted in 129 tokens" in str(too_long.value)
+    with pytest.raises(openai.BadRequestError) as filtered:
+        ask(aoai_client, "ft-bad", "SIMULATOR:REFUSE", max_tokens=10)
+    assert filtered.value.code == "content_filter"
+    body = filtered.value.body
+    assert isinstance(body, dict)
+    assert body["innererror"]["code"] == "ResponsibleAIPolicyViolation"
+    assert "content_filter_result" in body["innererror"]
+
+
+def test_malformed_requests_get_azure_answers(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    deploy(mgmt_client, sim, "ft-raw")
+    headers = {"api-key": sim.api_key, "Content-Type": "application/json"}
+    params = {"api-version": "2024-10-21"}
+
+    def post(data: bytes, query: dict[str, str] | None = None) -> requests.Response:
+        return requests.post(
+            chat_url(sim, "ft-raw"),
+            params=params if query is None else query,
+            headers=headers,
+            data=data,
+            verify=str(sim.ca_path),
+            timeout=10,
+        )
+
+    not_json = post(b'{"messages": [')
+    assert not_json.status_code == 400
+    assert not_json.json()["error"]["type"] == "invalid_request_error"
+    assert not_json.json()["error"]["code"] is None
+    assert not_json.headers["apim-request-id"]
+    empty = post(json.dumps({"messages": []}).encode())
+    assert empty.status_code == 400
+    assert empty.json() == {
+        "error": {
+            "message": "[] is too short - 'messages'",
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": None,
+        }
+    }
+    no_role = post(json.dumps({"messages": [{"content": "hi"}]}).encode())
+    assert no_role.status_code == 400 and no_role.json()["error"]["param"] == "messages"
+    no_version = post(json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), {})
+    assert no_version.status_code == 404
+    assert no_version.json() == {"error": {"code": "404", "message": "Resource not found"}}

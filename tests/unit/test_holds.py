@@ -1,0 +1,181 @@
+"""The hold ledger's pure rules: holds, teardown decisions and the operation lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.holds import (
+    KnownState,
+    LedgerRecord,
+    decide_teardown,
+    finish_lease,
+    mark_suspect,
+    place_hold,
+    release_hold,
+    renew_hold,
+    take_lease,
+)
+
+T0 = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+GRACE = timedelta(minutes=5)
+
+
+def ready_record() -> LedgerRecord:
+    return LedgerRecord(deployment="ft", state=KnownState.READY, ready_since=T0)
+
+
+def test_place_hold_adds_and_refreshes_without_duplicates() -> None:
+    record = place_hold(ready_record(), hold_id="a", kind="job", owner="w1", now=T0, ttl=MINUTE)
+    record = place_hold(
+        record, hold_id="a", kind="job", owner="w1", now=T0 + MINUTE / 2, ttl=MINUTE
+    )
+    assert len(record.holds) == 1
+    assert record.holds[0].created == T0
+    assert record.holds[0].expires == T0 + MINUTE * 1.5
+
+
+def test_expired_holds_are_dropped_on_write() -> None:
+    record = place_hold(ready_record(), hold_id="old", kind="job", owner="w", now=T0, ttl=MINUTE)
+    record = place_hold(
+        record, hold_id="new", kind="batch", owner="b", now=T0 + 2 * MINUTE, ttl=MINUTE
+    )
+    assert [h.id for h in record.holds] == ["new"]
+
+
+def test_renew_of_a_dropped_hold_reports_it_gone() -> None:
+    assert renew_hold(ready_record(), hold_id="ghost", now=T0, ttl=MINUTE) is None
+
+
+def test_release_records_when_the_last_reason_left() -> None:
+    record = place_hold(ready_record(), hold_id="a", kind="job", owner="w", now=T0, ttl=MINUTE)
+    record = release_hold(record, hold_id="a", now=T0 + MINUTE / 2)
+    assert record.holds == ()
+    assert record.last_hold_released == T0 + MINUTE / 2
+
+
+def test_no_teardown_under_a_live_hold_even_after_grace() -> None:
+    record = place_hold(
+        ready_record(), hold_id="w", kind="window", owner="9-17", now=T0, ttl=timedelta(hours=8)
+    )
+    decision = decide_teardown(record, now=T0 + timedelta(hours=1), idle_grace=GRACE, exists=True)
+    assert not decision.delete
+    assert "window:9-17" in decision.reason
+
+
+def test_teardown_waits_for_the_idle_grace_after_the_last_release() -> None:
+    record = place_hold(ready_record(), hold_id="a", kind="job", owner="w", now=T0, ttl=MINUTE)
+    record = release_hold(record, hold_id="a", now=T0 + MINUTE / 2)
+    early = decide_teardown(record, now=T0 + 2 * MINUTE, idle_grace=GRACE, exists=True)
+    assert not early.delete
+    assert early.retry_after == GRACE - (2 * MINUTE - MINUTE / 2)
+    late = decide_teardown(record, now=T0 + MINUTE / 2 + GRACE, idle_grace=GRACE, exists=True)
+    assert late.delete
+
+
+def test_zero_grace_deletes_as_soon_as_the_last_hold_is_released() -> None:
+    record = place_hold(ready_record(), hold_id="a", kind="job", owner="w", now=T0, ttl=MINUTE)
+    record = release_hold(record, hold_id="a", now=T0 + MINUTE / 2)
+    assert decide_teardown(record, now=T0 + MINUTE / 2, idle_grace=timedelta(0), exists=True).delete
+
+
+def test_crashed_job_hold_expires_and_then_allows_teardown() -> None:
+    record = place_hold(
+        ready_record(), hold_id="crashed", kind="job", owner="w", now=T0, ttl=MINUTE
+    )
+    assert not decide_teardown(
+        record, now=T0 + MINUTE / 2, idle_grace=timedelta(0), exists=True
+    ).delete
+    assert decide_teardown(record, now=T0 + 2 * MINUTE, idle_grace=timedelta(0), exists=True).delete
+
+
+def test_max_lifetime_overrides_holds() -> None:
+    record = place_hold(
+        ready_record(), hold_id="leak", kind="job", owner="w", now=T0, ttl=timedelta(days=2)
+    )
+    decision = decide_teardown(
+        record,
+        now=T0 + timedelta(hours=15),
+        idle_grace=GRACE,
+        exists=True,
+        created_at=T0,
+        max_lifetime=timedelta(hours=14),
+    )
+    assert decision.delete
+    assert "maximum lifetime" in decision.reason
+
+
+def test_nothing_to_tear_down_when_absent() -> None:
+    assert not decide_teardown(ready_record(), now=T0, idle_grace=GRACE, exists=False).delete
+
+
+def test_lease_is_exclusive_until_it_expires() -> None:
+    first = take_lease(ready_record(), owner="a", operation="provision", now=T0, ttl=MINUTE)
+    assert first is not None and first.state is KnownState.PROVISIONING
+    assert (
+        take_lease(first, owner="b", operation="provision", now=T0 + MINUTE / 2, ttl=MINUTE) is None
+    )
+    taken_over = take_lease(
+        first, owner="b", operation="provision", now=T0 + 2 * MINUTE, ttl=MINUTE
+    )
+    assert taken_over is not None and taken_over.lease is not None
+    assert taken_over.lease.owner == "b"
+
+
+def test_a_new_leader_inherits_the_dead_leaders_poller_token() -> None:
+    first = take_lease(
+        ready_record(),
+        owner="a",
+        operation="provision",
+        now=T0,
+        ttl=MINUTE,
+        continuation_token="tok",
+    )
+    assert first is not None
+    second = take_lease(first, owner="b", operation="provision", now=T0 + 2 * MINUTE, ttl=MINUTE)
+    assert second is not None and second.lease is not None
+    assert second.lease.continuation_token == "tok"
+
+
+def test_teardown_refused_while_another_instance_holds_the_lease() -> None:
+    leased = take_lease(ready_record(), owner="a", operation="provision", now=T0, ttl=MINUTE)
+    assert leased is not None
+    decision = decide_teardown(leased, now=T0, idle_grace=timedelta(0), exists=True)
+    assert not decision.delete
+    assert "provision" in decision.reason
+
+
+def test_finish_lease_records_ready_and_counts_provisionings() -> None:
+    leased = take_lease(
+        LedgerRecord(deployment="ft"), owner="a", operation="provision", now=T0, ttl=MINUTE
+    )
+    assert leased is not None
+    done = finish_lease(leased, owner="a", now=T0 + MINUTE / 2, state=KnownState.READY)
+    assert done.lease is None
+    assert done.state is KnownState.READY
+    assert done.ready_since == T0 + MINUTE / 2
+    assert done.provision_count == 1
+
+
+def test_finish_lease_by_a_superseded_leader_changes_nothing() -> None:
+    leased = take_lease(
+        LedgerRecord(deployment="ft"), owner="a", operation="provision", now=T0, ttl=MINUTE
+    )
+    assert leased is not None
+    taken = take_lease(leased, owner="b", operation="provision", now=T0 + 2 * MINUTE, ttl=MINUTE)
+    assert taken is not None
+    after = finish_lease(taken, owner="a", now=T0 + 2 * MINUTE, state=KnownState.FAILED, error="x")
+    assert after == taken
+
+
+def test_mark_suspect_only_once_for_the_same_ready_period() -> None:
+    record = ready_record()
+    suspect = mark_suspect(record, observed_ready_since=T0, now=T0 + MINUTE)
+    assert suspect.state is KnownState.UNKNOWN
+    reprovisioned = suspect.model_copy(
+        update={"state": KnownState.READY, "ready_since": T0 + 2 * MINUTE}
+    )
+    # A job that saw the old ready period must not knock down the new one.
+    assert (
+        mark_suspect(reprovisioned, observed_ready_since=T0, now=T0 + 3 * MINUTE) == reprovisioned
+    )

@@ -1,0 +1,93 @@
+"""Settings: lazy loading, clear errors, and every setting documented everywhere."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.settings import AppSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED = {
+    "AZURE_SUBSCRIPTION_ID": "sub",
+    "AZURE_RESOURCE_GROUP": "rg",
+    "AOAI_ACCOUNT_NAME": "acct",
+    "AOAI_ENDPOINT": "https://acct.openai.azure.com",
+    "FINE_TUNED_MODEL": "gpt-4.1-mini.ft-1",
+    "DocumentStorage": "UseDevelopmentStorage=true",
+}
+
+
+def setting_names() -> set[str]:
+    names: set[str] = set()
+    for field in AppSettings.model_fields.values():
+        if field.alias:
+            names.add(field.alias)
+        elif field.validation_alias is not None:
+            names.add(str(field.validation_alias.choices[0]))  # type: ignore[union-attr]
+    return names
+
+
+def test_every_setting_is_in_the_sample_and_the_readme() -> None:
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    readme = (ROOT / "README.md").read_text()
+    names = setting_names()
+    assert len(names) > 30
+    assert names - set(sample) == set()
+    assert {n for n in names if f"`{n}`" not in readme} == set()
+
+
+def test_importing_the_function_app_needs_no_settings() -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import function_app; print(len(function_app.app.get_functions()))"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) >= 4
+
+
+def test_missing_settings_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in REQUIRED:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValidationError) as raised:
+        AppSettings()
+    assert "AZURE_SUBSCRIPTION_ID" in str(raised.value)
+    assert "FINE_TUNED_MODEL" in str(raised.value)
+
+
+def test_storage_must_be_configured_one_way_or_the_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DocumentStorage")
+    with pytest.raises(ValidationError, match="DocumentStorage__blobServiceUri"):
+        AppSettings()
+    monkeypatch.setenv("DocumentStorage__blobServiceUri", "https://acct.blob.core.windows.net")
+    assert AppSettings().storage_blob_service_uri == "https://acct.blob.core.windows.net"
+
+
+def test_empty_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AOAI_API_KEY", "")
+    monkeypatch.setenv("IDLE_GRACE_SECONDS", "0")
+    settings = AppSettings()
+    assert settings.aoai_api_key is None
+    assert settings.idle_grace_seconds == 0
+
+
+def test_bad_values_say_which_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEPLOYMENT_CAPACITY", "zero")
+    with pytest.raises(ValidationError, match="DEPLOYMENT_CAPACITY"):
+        AppSettings()
