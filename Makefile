@@ -39,8 +39,11 @@ test: lint typecheck pytest
 demo: install
 	$(PY) -m scripts.demo
 
+# Serves the app on http://localhost:7071/api/... against a fresh local Azure. To run it
+# against your own settings instead: cp local.settings.sample.json local.settings.json,
+# edit it, then `.venv/bin/python -m scripts.dev_runner`.
 dev: install
-	$(PY) -m scripts.dev_runner
+	$(PY) -m scripts.dev_runner --local-azure
 
 simulator: install
 	$(PY) -m simulator

@@ -134,6 +134,7 @@ def start_azurite(work_dir: Path | None = None, startup_timeout: float = 30.0) -
                 if {"blob", "queue"} <= endpoints.keys():
                     ready.set()
         log_file.close()
+        process.stdout.close()
         ready.set()
 
     threading.Thread(target=pump, name="azurite-log", daemon=True).start()

@@ -43,6 +43,10 @@ class LocalAzure:
             "FINE_TUNED_MODEL": LOCAL_MODEL,
             "DocumentStorage": self.azurite.connection_string,
             "AzureWebJobsStorage": self.azurite.connection_string,
+            # Trigger bindings read these through %SETTING% expressions, which the Functions
+            # host resolves from app settings only: the app's defaults do not reach it.
+            "INPUT_CONTAINER": "documents-in",
+            "REAPER_SCHEDULE": "0 * * * * *",
         }
         settings.update(overrides)
         return settings

@@ -9,6 +9,7 @@ read, so no instance ever overwrites another's change.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -50,25 +51,45 @@ class JsonBlobStore(Generic[ModelT]):
         self._model = model
         self._max_attempts = max_attempts
         self._max_seconds = max_seconds
+        # The last version this instance read or wrote. Updates try it first and skip a read;
+        # the conditional write still rejects it if anyone changed the blob since.
+        self._known: dict[str, tuple[ModelT, str]] = {}
+        self._lock = threading.Lock()
 
     def read(self, name: str) -> tuple[ModelT | None, str | None]:
         """The document and its ETag, or (None, None) when it does not exist."""
         try:
             downloader = self._container.download_blob(name)
         except ResourceNotFoundError:
+            self._forget(name)
             return None, None
         data = downloader.readall()
         etag = downloader.properties.etag
-        return self._model.model_validate_json(data), etag
+        document = self._model.model_validate_json(data)
+        self._remember(name, document, etag)
+        return document, etag
+
+    def _remember(self, name: str, document: ModelT, etag: str) -> None:
+        with self._lock:
+            self._known[name] = (document, etag)
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._known.pop(name, None)
+
+    def _last_seen(self, name: str) -> tuple[ModelT, str] | None:
+        with self._lock:
+            return self._known.get(name)
 
     def create(self, name: str, document: ModelT) -> bool:
         """Write a new document; False when one already exists (someone else was first)."""
         try:
-            self._container.upload_blob(
-                name, document.model_dump_json(), overwrite=False, content_settings=_JSON
+            written = self._container.get_blob_client(name).upload_blob(
+                document.model_dump_json(), overwrite=False, content_settings=_JSON
             )
         except ResourceExistsError:
             return False
+        self._remember(name, document, written["etag"])
         return True
 
     def update(
@@ -96,17 +117,29 @@ class JsonBlobStore(Generic[ModelT]):
     def _try_update(
         self, name: str, change: Callable[[ModelT | None], ModelT | None]
     ) -> ModelT | None:
-        current, etag = self.read(name)
-        updated = change(current)
+        seen = self._last_seen(name)
+        current: ModelT | None
+        etag: str | None
+        if seen is not None:
+            current, etag = seen
+            updated = change(current)
+            if updated is None or updated == current:
+                # Declining to write must rest on the blob as it is, not on a memory of it.
+                current, etag = self.read(name)
+                updated = change(current)
+        else:
+            current, etag = self.read(name)
+            updated = change(current)
         if updated is None or updated == current:
             return current if updated is not None else None
         payload = updated.model_dump_json()
         try:
             if etag is None:
-                self._container.upload_blob(name, payload, overwrite=False, content_settings=_JSON)
+                written = self._container.get_blob_client(name).upload_blob(
+                    payload, overwrite=False, content_settings=_JSON
+                )
             else:
-                self._container.upload_blob(
-                    name,
+                written = self._container.get_blob_client(name).upload_blob(
                     payload,
                     overwrite=True,
                     etag=etag,
@@ -115,5 +148,7 @@ class JsonBlobStore(Generic[ModelT]):
                 )
         except (ResourceModifiedError, ResourceExistsError) as conflict:
             logger.debug("conflict writing %s, retrying from a fresh read", name)
+            self._forget(name)
             raise WriteConflict(name) from conflict
+        self._remember(name, updated, written["etag"])
         return updated

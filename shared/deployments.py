@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.polling import LROPoller
@@ -19,6 +20,7 @@ from azure.mgmt.cognitiveservices.models import (
     DeploymentProperties,
     Sku,
 )
+from azure.mgmt.core.polling.arm_polling import ARMPolling
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,27 @@ def describe_create_error(error: HttpResponseError, spec: DeploymentSpec) -> Pro
     )
 
 
+class PatientArmPolling(ARMPolling):
+    """ARM polling that never polls faster than the app's interval, backing off to 4x it.
+
+    A fine-tuned deployment takes minutes to provision while ARM may ask for a poll every few
+    seconds; each poll is a management call, so the app waits at least its own interval and
+    lengthens it by half on each poll up to four times (15 s growing to 60 s by default).
+    The SDK still does every other part of the long-running operation.
+    """
+
+    def __init__(self, interval: float, **kwargs: Any) -> None:
+        super().__init__(interval, **kwargs)
+        self._next_interval = interval
+        self._max_interval = 4 * interval
+
+    def _extract_delay(self) -> float:
+        server_asked = float(super()._extract_delay())
+        delay = max(server_asked, self._next_interval)
+        self._next_interval = min(self._next_interval * 1.5, self._max_interval)
+        return delay
+
+
 class AzureDeployments:
     """Management-plane calls for deployments of one Azure OpenAI account."""
 
@@ -139,7 +162,7 @@ class AzureDeployments:
             self._account,
             spec.name,
             deployment,
-            polling_interval=self._polling_interval,
+            polling=self._create_polling(),
         )
 
     def resume_create(self, name: str, continuation_token: str) -> LROPoller[Deployment]:
@@ -149,12 +172,21 @@ class AzureDeployments:
             name,
             Deployment(),  # ignored when resuming from a continuation token
             continuation_token=continuation_token,
-            polling_interval=self._polling_interval,
+            polling=self._create_polling(),
         )
 
     def begin_delete(self, name: str) -> LROPoller[None]:
         return self._client.deployments.begin_delete(
-            self._resource_group, self._account, name, polling_interval=self._polling_interval
+            self._resource_group,
+            self._account,
+            name,
+            polling=PatientArmPolling(self._polling_interval),
+        )
+
+    def _create_polling(self) -> PatientArmPolling:
+        # The same final-state rule the SDK uses for this operation.
+        return PatientArmPolling(
+            self._polling_interval, lro_options={"final-state-via": "azure-async-operation"}
         )
 
 

@@ -35,7 +35,7 @@ from shared.documents import (
     plan_document,
     run_combine,
 )
-from shared.holds import LedgerRecord
+from shared.holds import KnownState, LedgerRecord
 from shared.inference import (
     ChatClient,
     ChatResult,
@@ -192,7 +192,12 @@ class DocumentEngine:
             )
             return claim_job(record, worker=worker, now=self._clock(), ttl=ttl)
 
-        record = self._jobs.change(job_id, claim)
+        # Most documents are new: try to create the claimed record outright (If-None-Match)
+        # and fall back to compare-and-swap when a record exists (re-delivery, HTTP submit).
+        first_claim = claim(None)
+        record = first_claim if first_claim and self._jobs.create(first_claim) else None
+        if record is None:
+            record = self._jobs.change(job_id, claim)
         if record is None or record.worker != worker:
             existing = self._jobs.get(job_id)
             status = existing.status if existing else "unknown"
@@ -240,23 +245,21 @@ class DocumentEngine:
             return self._fail(record, worker, "profile_config", str(misconfigured))
 
         hold_id = f"job:{record.id}"
-        self._ledger.place_hold(hold_id, "job", worker, ttl)
+        held = self._ledger.place_hold(hold_id, "job", worker, ttl)
         try:
             with HoldKeeper(
                 self._ledger, self._jobs, job_id=record.id, hold_id=hold_id, worker=worker, ttl=ttl
             ):
-                outcome = self._run_with_deployment(record, profile, requests, worker)
+                outcome = self._run_with_deployment(record, profile, requests, worker, held)
         except RetryLater:
             # Keep the hold (it lapses after JOB_HOLD_SECONDS): the deployment being made
             # ready is exactly what the re-delivery of this document will need.
             logger.info("job %s keeps its hold until %s for its retry", record.id, ttl)
             raise
         except BaseException:
-            self._ledger.release_hold(hold_id)
-            self._teardown_if_idle(worker)
+            self._teardown_if_idle(worker, self._ledger.release_hold(hold_id))
             raise
-        self._ledger.release_hold(hold_id)
-        self._teardown_if_idle(worker)
+        self._teardown_if_idle(worker, self._ledger.release_hold(hold_id))
         return outcome
 
     def _run_with_deployment(
@@ -265,19 +268,26 @@ class DocumentEngine:
         profile: ProcessingProfile,
         requests: list[ChatRequest],
         worker: str,
+        held: LedgerRecord,
     ) -> JobOutcome:
         deadline = self._monotonic() + self._limits.ready_timeout_seconds
-        self._move(record.id, "waiting_for_deployment")
+        already_ready = held.state is KnownState.READY
+        if already_ready:
+            # Warm path: nothing to wait for, so both transitions go in one write.
+            self._move(record.id, "waiting_for_deployment", "running")
+        else:
+            self._move(record.id, "waiting_for_deployment")
         waiting_started = self._monotonic()
         try:
-            ready = self._provisioner.ensure_ready(worker, deadline=deadline)
+            ready = self._provisioner.ensure_ready(worker, deadline=deadline, known=held)
         except ProvisioningError as error:
             if error.retryable:
                 self._release(record.id, worker, error.reason)
                 raise RetryLater(error.reason) from error
             return self._fail(record, worker, error.code, error.reason)
         wait_seconds = self._monotonic() - waiting_started
-        self._move(record.id, "running")
+        if not already_ready:
+            self._move(record.id, "running")
         running_started = self._monotonic()
         runner = _RequestRunner(self, worker, ready, deadline)
         try:
@@ -394,11 +404,15 @@ class DocumentEngine:
             # A previous attempt wrote it before crashing; the first write stands.
             logger.info("%s already written; keeping the first", name)
 
-    def _move(self, job_id: str, status: Any, **fields: Any) -> None:
-        self._jobs.change(
-            job_id,
-            lambda r: move_job(r, status, now=self._clock(), **fields) if r is not None else None,
-        )
+    def _move(self, job_id: str, *statuses: Any, **fields: Any) -> None:
+        def change(record: JobRecord | None) -> JobRecord | None:
+            if record is None:
+                return None
+            for status in statuses:
+                record = move_job(record, status, now=self._clock(), **fields)
+            return record
+
+        self._jobs.change(job_id, change)
 
     def _release(self, job_id: str, worker: str, note: str) -> None:
         self._jobs.change(
@@ -410,10 +424,12 @@ class DocumentEngine:
             ),
         )
 
-    def _teardown_if_idle(self, worker: str) -> None:
+    def _teardown_if_idle(self, worker: str, released: LedgerRecord) -> None:
         try:
             outcome = self._provisioner.teardown_if_idle(
-                worker, idle_grace=timedelta(seconds=self._limits.idle_grace_seconds)
+                worker,
+                idle_grace=timedelta(seconds=self._limits.idle_grace_seconds),
+                known=released,
             )
         except Exception:  # the reaper finishes what the fast path could not
             logger.exception("teardown after the job failed; the reaper will retry")

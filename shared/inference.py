@@ -58,7 +58,7 @@ class RequestRejected(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 8
+    max_attempts: int = 20
     max_seconds: float = 300.0
     backoff_max_seconds: float = 30.0
 

@@ -146,15 +146,18 @@ class DeploymentProvisioner:
 
     # --- making it ready ------------------------------------------------------------------
 
-    def ensure_ready(self, owner: str, *, deadline: float) -> LedgerRecord:
+    def ensure_ready(
+        self, owner: str, *, deadline: float, known: LedgerRecord | None = None
+    ) -> LedgerRecord:
         """Return once the deployment serves, provisioning it if this caller wins the lease.
 
-        Raises ProvisioningError with a reason when it cannot be made ready by `deadline`, or
-        when the provisioning this caller was waiting for failed.
+        `known` is a ledger record the caller has just written (its hold), which saves a read
+        on the warm path. Raises ProvisioningError with a reason when the deployment cannot be
+        made ready by `deadline`, or when the provisioning this caller waited for failed.
         """
         saw_other_provisioning = False
         while True:
-            record = self.ledger.read()
+            record, known = (known, None) if known is not None else (self.ledger.read(), None)
             if record.state is KnownState.READY:
                 return record
             now = self.ledger.now()
@@ -254,7 +257,10 @@ class DeploymentProvisioner:
             except HttpResponseError as error:
                 last_failure = getattr(getattr(error, "error", None), "message", None) or str(error)
                 logger.warning("provisioning %s failed: %s", self.spec.name, last_failure)
-            keeper.continuation_token = None
+                keeper.continuation_token = None
+                continue
+            # The poller ends with a GET of the resource: Succeeded needs no second look.
+            return
 
     def _on_create_refused(self, error: HttpResponseError, deadline: float) -> str:
         """Decide what a refused PUT means; return a note, or raise when retrying is pointless."""
@@ -342,9 +348,14 @@ class DeploymentProvisioner:
         idle_grace: timedelta,
         snapshot: DeploymentSnapshot | None = None,
         max_lifetime: timedelta | None = None,
+        known: LedgerRecord | None = None,
     ) -> TeardownOutcome:
-        """Delete the deployment if no live hold needs it and its idle grace has passed."""
-        record = self.ledger.read()
+        """Delete the deployment if no live hold needs it and its idle grace has passed.
+
+        `known` is a ledger record the caller has just written; the decision to delete is
+        re-checked on a fresh read inside the lease's compare-and-swap either way.
+        """
+        record = known if known is not None else self.ledger.read()
         exists = snapshot.exists if snapshot is not None else record.state is not KnownState.ABSENT
         created_at = snapshot.created_at if snapshot is not None else None
 
@@ -374,13 +385,18 @@ class DeploymentProvisioner:
         if taken is None:
             return TeardownOutcome(False, "a hold or another operation appeared first")
         with LeaseKeeper(self.ledger, owner, "delete", self._timings.lease_ttl):
-            return self._delete_under_lease(owner, due, decision.reason)
+            return self._delete_under_lease(owner, due, decision.reason, snapshot)
 
     def _delete_under_lease(
-        self, owner: str, due: Callable[[LedgerRecord], bool], reason: str
+        self,
+        owner: str,
+        due: Callable[[LedgerRecord], bool],
+        reason: str,
+        snapshot: DeploymentSnapshot | None,
     ) -> TeardownOutcome:
         try:
-            current = self._deployments.get(self.spec.name)
+            # The reaper's list is seconds old and carries the tags; the fast path must look.
+            current = snapshot if snapshot is not None else self._deployments.get(self.spec.name)
             if not current.exists:
                 self.ledger.finish_lease(owner, KnownState.ABSENT)
                 return TeardownOutcome(False, "already absent")

@@ -72,7 +72,7 @@ class AppSettings(BaseSettings):
     reaper_schedule: str = Field("0 * * * * *", alias="REAPER_SCHEDULE")
 
     # --- Inference --------------------------------------------------------------------------
-    inference_max_attempts: int = Field(8, ge=1, alias="INFERENCE_MAX_ATTEMPTS")
+    inference_max_attempts: int = Field(20, ge=1, alias="INFERENCE_MAX_ATTEMPTS")
     inference_max_seconds: float = Field(300, gt=0, alias="INFERENCE_MAX_SECONDS")
     inference_timeout_seconds: float = Field(120, gt=0, alias="INFERENCE_TIMEOUT_SECONDS")
 

@@ -361,7 +361,6 @@ def test_leaked_hold_expires_and_reaper_cleans_up(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
     services = make_services(IDLE_GRACE_SECONDS=0)
-    process(services, "doc.txt", b"text")
     services.ledger.place_hold("crashed-job", "job", "dead-worker", timedelta(seconds=3))
     start_create(services)
     while (

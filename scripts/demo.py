@@ -1,0 +1,226 @@
+"""`make demo`: the ad-hoc path end to end on the local Azure, through the function handlers.
+
+Starts Azurite and the simulator, hosts `function_app.app` with the local runner, uploads a
+document and submits another over HTTP while the deployment is cold, and reports what really
+happened: the deployment's states as the management API reports them, both jobs' results,
+the teardown after the idle grace, and the billed hosting time from the simulator's meter
+beside what always-on and per-document hosting cost for the same work (the per-document
+strategy is run for real afterwards, not estimated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from scripts.azurite import AzuriteError
+from scripts.local_azure import LocalAzure, local_azure
+from shared.jobs import job_id_for
+
+TIME_SCALE = 60.0  # simulated seconds per real second: a 5-minute provisioning takes 5 s
+IDLE_GRACE_MINUTES = 3.0
+CONTRACT = """MASTER SERVICES AGREEMENT
+
+This agreement is made between Contoso Ltd ("Customer") and Fabrikam Inc ("Supplier").
+
+The Supplier shall deliver the managed services described in Schedule 1 from 1 January 2027.
+Fees are payable within 30 days of invoice. Either party may terminate on 90 days' notice.
+"""
+RFP = """Request for proposal: laptops for the Lisbon office.
+
+We need 40 laptops with 32 GB of memory, delivered before 15 March 2027, with three years of
+on-site support. Proposals are due by 31 January 2027.
+"""
+
+
+class Timeline:
+    """Prints each step with real and simulated time since the demo started."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.monotonic() - self._start
+        simulated = elapsed * TIME_SCALE / 60
+        print(f"[{elapsed:6.1f} s | sim {simulated:5.1f} min] {message}", flush=True)
+
+
+def demo_settings(azure: LocalAzure) -> dict[str, str]:
+    return azure.app_settings(
+        DEPLOYMENT_NAME="ft-on-demand",
+        IDLE_GRACE_SECONDS=str(IDLE_GRACE_MINUTES * 60 / TIME_SCALE),
+        MANAGEMENT_POLL_SECONDS=str(15 / TIME_SCALE),
+        JOB_HOLD_SECONDS="60",
+        OPERATION_LEASE_SECONDS="30",
+        NOT_FOUND_RETRY_SECONDS="1",
+        # Every real second is a simulated minute: the reaper's default cadence.
+        REAPER_SCHEDULE="* * * * * *",
+    )
+
+
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.2
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
+    os.environ.update(demo_settings(azure))
+    # Imported only now: the app reads its settings lazily from this environment.
+    import function_app  # noqa: PLC0415
+    from scripts.dev_runner import LocalFunctionsHost  # noqa: PLC0415
+    from shared.composition import get_services  # noqa: PLC0415
+
+    services = await asyncio.to_thread(get_services)
+    name = services.settings.deployment_name
+    states: list[str] = []
+
+    def observe() -> str:
+        snapshot = services.deployments.get(name)
+        state = (snapshot.provisioning_state or "Unknown") if snapshot.exists else "absent"
+        if not states or states[-1] != state:
+            states.append(state)
+            say(f"deployment {name}: {state} (management API)")
+        return state
+
+    host = LocalFunctionsHost(
+        function_app.app,
+        http_port=0,
+        environ=os.environ,
+        blob_poll_seconds=0.2,
+        persist_blob_receipts=False,
+    )
+    async with host, aiohttp.ClientSession() as http:
+        await asyncio.to_thread(observe)
+        inputs = services.blob_service.get_container_client(services.settings.input_container)
+        await asyncio.to_thread(inputs.upload_blob, "contracts/msa.txt", CONTRACT.encode())
+        say(f"uploaded {inputs.container_name}/contracts/msa.txt (blob trigger path)")
+        async with http.post(
+            f"{host.base_url}/api/jobs",
+            json={
+                "text": RFP,
+                "filename": "rfp-lisbon.txt",
+                "questions": ["How many laptops?", "When are proposals due?"],
+            },
+        ) as response:
+            accepted = await response.json()
+            say(f"POST /api/jobs -> {response.status}, job {accepted['job_id']} (portal path)")
+            if response.status != 202:
+                raise RuntimeError(f"submit failed: {accepted}")
+
+        async def job_status(job_id: str) -> dict[str, Any]:
+            async with http.get(f"{host.base_url}/api/jobs/{job_id}") as response:
+                return await response.json()  # type: ignore[no-any-return]
+
+        # The uploaded document's job id follows from its path and content.
+        blob_job_id = job_id_for(inputs.container_name, "contracts/msa.txt", CONTRACT.encode())
+        blob_job: dict[str, Any] = {}
+        http_job: dict[str, Any] = {}
+        done = {"succeeded", "failed"}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            await asyncio.to_thread(observe)
+            http_job = await job_status(accepted["job_id"])
+            blob_job = await job_status(blob_job_id)
+            if http_job.get("status") in done and blob_job.get("status") in done:
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise TimeoutError("the two jobs did not finish within 120 s")
+        for label, job in (("uploaded document", blob_job), ("HTTP submission", http_job)):
+            where = job["result_blob"] or job["error_blob"]
+            say(f"{label}: {job['status']} -> {services.settings.output_container}/{where}")
+        result = http_job.get("result") or {}
+        provenance = result.get("provenance", {})
+        say(
+            "HTTP job result: model {model}, {tokens} tokens, waited {wait:.1f} s for the "
+            "deployment, inference {inference:.2f} s".format(
+                model=provenance.get("model"),
+                tokens=provenance.get("usage", {}).get("total_tokens"),
+                wait=provenance.get("wait_for_deployment_seconds", 0.0),
+                inference=provenance.get("inference_seconds", 0.0),
+            )
+        )
+        say(f"HTTP job answer: {json.dumps(result.get('answer'))[:160]}")
+        billing = await asyncio.to_thread(azure.simulator.admin.billing)
+        say(f"deployments created so far: {len(billing['deployments'])} (shared by both jobs)")
+        say(f"waiting for the idle grace ({IDLE_GRACE_MINUTES:.0f} simulated min) and reaper")
+        await wait_until(lambda: observe() == "absent", 60, "the deployment to be deleted")
+        on_demand_bill = await asyncio.to_thread(azure.simulator.admin.billing)
+    return {
+        "states": states,
+        "bill": on_demand_bill,
+        "blob_status": blob_job["status"],
+        "http_status": http_job["status"],
+    }
+
+
+def run_per_document(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
+    """The seed's strategy on the same two documents: deploy, infer, delete for each."""
+    from shared.composition import build_services  # noqa: PLC0415
+    from shared.settings import AppSettings  # noqa: PLC0415
+
+    azure.simulator.admin.reset()
+    settings = {
+        **demo_settings(azure),
+        "DEPLOYMENT_NAME": "ft-per-document",
+        "IDLE_GRACE_SECONDS": "0",
+        "INPUT_CONTAINER": "per-document-in",
+        "OUTPUT_CONTAINER": "per-document-out",
+        "JOBS_CONTAINER": "per-document-jobs",
+        "LEDGER_CONTAINER": "per-document-ledger",
+    }
+    services = build_services(AppSettings.model_validate(settings))
+    for blob, text in (("msa.txt", CONTRACT), ("rfp-lisbon.txt", RFP)):
+        outcome = services.engine.process_blob("per-document-in", blob, text.encode())
+        say(f"per-document strategy: {blob} {outcome.status}, deployment deleted after it")
+    return azure.simulator.admin.billing()
+
+
+def report(say: Timeline, on_demand: dict[str, Any], per_document: dict[str, Any]) -> None:
+    rate = on_demand["hourly_rate"]
+    always_on_day = 24 * rate
+    print()
+    print("Billed hosting for the same two documents (simulator's billing meter):")
+    print(f"  {'strategy':<34}{'deployments':>12}{'hosted min':>12}{'per-minute $':>14}"
+          f"{'per-started-hour $':>20}")  # fmt: skip
+    for label, bill in (("on demand (this app)", on_demand), ("per document (seed)", per_document)):
+        print(
+            f"  {label:<34}{len(bill['deployments']):>12}"
+            f"{bill['total_hosted_seconds'] / 60:>12.1f}{bill['per_minute']['cost']:>14.2f}"
+            f"{bill['per_started_hour']['cost']:>20.2f}"
+        )
+    print(f"  {'always on (24 h that day)':<34}{1:>12}{24 * 60:>12.1f}{always_on_day:>14.2f}"
+          f"{always_on_day:>20.2f}")  # fmt: skip
+    print(f"  hosting fee ${rate:.2f}/hour; per-minute vs per-started-hour billing is unverified")
+
+
+def main() -> int:
+    say = Timeline()
+    print(f"On-demand hosting demo on the local Azure (1 real s = {TIME_SCALE:.0f} simulated s)")
+    try:
+        with local_azure(simulator_args=["--time-scale", str(TIME_SCALE)]) as azure:
+            outcome = asyncio.run(run_demo(azure, say))
+            per_document = run_per_document(azure, say)
+            report(say, outcome["bill"], per_document)
+            ok = outcome["blob_status"] == "succeeded" and outcome["http_status"] == "succeeded"
+    except (AzuriteError, RuntimeError, TimeoutError) as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    print("demo finished: both documents processed, one provisioning, deployment deleted")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
