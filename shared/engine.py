@@ -79,7 +79,7 @@ class EngineLimits:
     """Bounds on one document's processing (seconds, bytes, counts)."""
 
     job_hold_seconds: float = 600.0
-    ready_timeout_seconds: float = 1500.0
+    ready_timeout_seconds: float = 1200.0
     not_found_retry_seconds: float = 60.0
     idle_grace_seconds: float = 300.0
     max_document_bytes: int = 2_000_000

@@ -60,7 +60,7 @@ class AppSettings(BaseSettings):
     # --- Timings (seconds) ------------------------------------------------------------------
     idle_grace_seconds: float = Field(300, ge=0, alias="IDLE_GRACE_SECONDS")
     job_hold_seconds: float = Field(600, gt=0, alias="JOB_HOLD_SECONDS")
-    provision_timeout_seconds: float = Field(1500, gt=0, alias="PROVISION_TIMEOUT_SECONDS")
+    provision_timeout_seconds: float = Field(1200, gt=0, alias="PROVISION_TIMEOUT_SECONDS")
     readiness_timeout_seconds: float = Field(600, gt=0, alias="READINESS_TIMEOUT_SECONDS")
     management_poll_seconds: float = Field(15, gt=0, alias="MANAGEMENT_POLL_SECONDS")
     max_deployment_lifetime_seconds: float = Field(

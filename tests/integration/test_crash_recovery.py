@@ -1,0 +1,76 @@
+"""A job killed mid-flight: its hold expires, the reaper deletes, re-delivery processes it once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from typing import Any
+
+from scripts.azurite import RunningAzurite
+from shared.composition import build_services
+from shared.jobs import job_id_for
+from shared.settings import AppSettings
+from simulator.process import RunningSimulator
+from tests.integration.conftest import local_app_settings
+
+DOCUMENT = b"Supply agreement.\n\nDelivery within 10 days of each order.\n"
+
+
+def _doomed_instance(settings: dict[str, str], started: Any) -> None:
+    services = build_services(AppSettings.model_validate(settings))
+    started.set()
+    services.engine.process_blob(services.settings.input_container, "doc.txt", DOCUMENT)
+
+
+def test_killed_job_expires_is_reaped_and_processed_once_on_redelivery(
+    azurite: RunningAzurite, sim: RunningSimulator
+) -> None:
+    settings = local_app_settings(azurite, sim, JOB_HOLD_SECONDS=2, IDLE_GRACE_SECONDS=0)
+    services = build_services(AppSettings.model_validate(settings))
+    job_id = job_id_for(services.settings.input_container, "doc.txt", DOCUMENT)
+    # Slow answers keep the doomed instance inside inference long enough to be killed there.
+    sim.admin.add_latency("data", 3000)
+
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    doomed = context.Process(target=_doomed_instance, args=(settings, started))
+    doomed.start()
+    assert started.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        record = services.jobs.get(job_id)
+        if record is not None and record.status == "running":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the job never reached running")
+    assert doomed.pid is not None
+    os.kill(doomed.pid, signal.SIGKILL)
+    doomed.join(timeout=10)
+    sim.admin.clear_faults()
+
+    name = services.settings.deployment_name
+    crashed = services.jobs.get(job_id)
+    assert crashed is not None and crashed.status == "running" and crashed.worker is not None
+    assert [h.id for h in services.ledger.read().holds] == [f"job:{job_id}"]
+    # While the dead job's hold is live, the reaper keeps the deployment.
+    assert [r.deleted for r in services.reaper.run("reaper:test")] == [False]
+    time.sleep(2.2)
+    assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]
+    assert not services.deployments.get(name).exists
+
+    again = services.engine.process_blob(services.settings.input_container, "doc.txt", DOCUMENT)
+    assert again.status == "succeeded" and again.job_id == job_id
+    once_more = services.engine.process_blob(services.settings.input_container, "doc.txt", DOCUMENT)
+    assert once_more.skipped
+
+    output = services.blob_service.get_container_client(services.settings.output_container)
+    assert [b.name for b in output.list_blobs()] == ["doc.txt.result.json"]
+    record = services.jobs.get(job_id)
+    assert record is not None and record.attempts == 2
+    result = json.loads(output.download_blob("doc.txt.result.json").readall())
+    assert result["job_id"] == job_id
+    assert len(sim.admin.billing()["deployments"]) == 2, "the re-delivery provisioned again"
