@@ -114,6 +114,18 @@ def build_openai_client(settings: AppSettings, credential: TokenCredential) -> o
     return openai.AzureOpenAI(azure_ad_token_provider=provider, **common)
 
 
+def deployment_spec(settings: AppSettings, name: str | None = None) -> DeploymentSpec:
+    """What the settings say to deploy, under `name` (default: DEPLOYMENT_NAME)."""
+    return DeploymentSpec(
+        name=name or settings.deployment_name,
+        model_name=settings.model_name,
+        model_version=settings.model_version,
+        sku=settings.deployment_sku,
+        capacity=settings.deployment_capacity,
+        owner_tag=settings.owner_tag,
+    )
+
+
 def build_services(
     settings: AppSettings, *, clock: Callable[[], datetime] = utc_now
 ) -> AppServices:
@@ -157,16 +169,8 @@ def build_services(
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
 
     def provisioner_for(name: str) -> DeploymentProvisioner:
-        spec = DeploymentSpec(
-            name=name,
-            model_name=settings.model_name,
-            model_version=settings.model_version,
-            sku=settings.deployment_sku,
-            capacity=settings.deployment_capacity,
-            owner_tag=settings.owner_tag,
-        )
         return DeploymentProvisioner(
-            spec=spec,
+            spec=deployment_spec(settings, name),
             ledger=HoldLedger(ledger_store, name, clock),
             deployments=deployments,
             chat=ChatClient(openai_client, name, policy),

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -62,6 +60,7 @@ from shared.profiles import (
     resolve_profile,
 )
 from shared.provisioner import DeploymentProvisioner
+from shared.renewal import PeriodicRenewal
 from shared.tokens import TokenCounter
 
 logger = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ class JobOutcome:
     skipped: bool = False
 
 
-class HoldKeeper:
+class HoldKeeper(PeriodicRenewal):
     """Renews a job's hold and its claim on the job record while the job runs."""
 
     def __init__(
@@ -110,42 +109,24 @@ class HoldKeeper:
         worker: str,
         ttl: timedelta,
     ) -> None:
+        super().__init__(f"hold-{hold_id}", ttl.total_seconds(), self._renew_hold)
         self._ledger = ledger
         self._jobs = jobs
         self._job_id = job_id
         self._hold_id = hold_id
         self._worker = worker
         self._ttl = ttl
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"hold-{hold_id}", daemon=True)
-
-    def __enter__(self) -> HoldKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._ttl.total_seconds())
 
     def _extend_claim(self, record: JobRecord | None) -> JobRecord | None:
         if record is None or record.worker != self._worker:
             return None
         return record.model_copy(update={"worker_expires": self._ledger.now() + self._ttl})
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._ttl.total_seconds() / 3):
-            try:
-                if not self._ledger.renew_hold(self._hold_id, self._ttl):
-                    logger.warning("hold %s had lapsed; placing it again", self._hold_id)
-                    self._ledger.place_hold(self._hold_id, "job", self._worker, self._ttl)
-                self._jobs.change(self._job_id, self._extend_claim)
-            except Exception:  # keep renewing; one failed write is not the end of the job
-                logger.exception("renewing hold %s failed", self._hold_id)
+    def _renew_hold(self) -> None:
+        if not self._ledger.renew_hold(self._hold_id, self._ttl):
+            logger.warning("hold %s had lapsed; placing it again", self._hold_id)
+            self._ledger.place_hold(self._hold_id, "job", self._worker, self._ttl)
+        self._jobs.change(self._job_id, self._extend_claim)
 
 
 class DocumentEngine:

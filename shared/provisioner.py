@@ -10,12 +10,10 @@ poller. Every wait is bounded by a deadline; failures are recorded in the ledger
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
 from typing import Literal
 
 from azure.core.exceptions import HttpResponseError
@@ -35,6 +33,7 @@ from shared.deployments import (
 from shared.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
 from shared.inference import ChatClient
 from shared.ledger import HoldLedger
+from shared.renewal import PeriodicRenewal
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class TeardownOutcome:
     reason: str
 
 
-class LeaseKeeper:
+class LeaseKeeper(PeriodicRenewal):
     """Renews the operation lease in the background while its holder works.
 
     A holder that dies stops renewing, its lease lapses, and another instance takes over
@@ -72,12 +71,11 @@ class LeaseKeeper:
         operation: Literal["provision", "delete"],
         ttl: float,
     ) -> None:
+        super().__init__(f"lease-{owner}", ttl, self._renew_lease)
         self._ledger = ledger
         self._owner = owner
         self._operation: Literal["provision", "delete"] = operation
         self._ttl = ttl
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{owner}", daemon=True)
         self.continuation_token: str | None = None
         self.lost = False
 
@@ -85,23 +83,14 @@ class LeaseKeeper:
         record = self._ledger.read()
         if record.lease is not None and record.lease.owner == self._owner:
             self.continuation_token = record.lease.continuation_token
-        self._thread.start()
+        super().__enter__()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._ttl)
 
     def remember(self, continuation_token: str) -> None:
         self.continuation_token = continuation_token
-        self._renew()
+        self._renew_lease()
 
-    def _renew(self) -> None:
+    def _renew_lease(self) -> None:
         taken = self._ledger.take_lease(
             self._owner,
             self._operation,
@@ -113,13 +102,6 @@ class LeaseKeeper:
             logger.error(
                 "%s lost the %s lease on %s", self._owner, self._operation, self._ledger.deployment
             )
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._ttl / 3):
-            try:
-                self._renew()
-            except Exception:  # a failed renewal must not kill the holder; the next one may work
-                logger.exception("renewing the %s lease failed", self._operation)
 
 
 class DeploymentProvisioner:

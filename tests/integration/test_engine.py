@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from shared.composition import AppServices
-from shared.deployments import DeploymentSpec
+from shared.composition import AppServices, deployment_spec
 from shared.engine import RetryLater
 from shared.holds import KnownState
 from shared.jobs import job_id_for
@@ -109,16 +108,7 @@ def test_warm_deployment_is_used_without_management_calls(
 
 
 def start_create(services: AppServices) -> None:
-    settings = services.settings
-    spec = DeploymentSpec(
-        name=settings.deployment_name,
-        model_name=settings.model_name,
-        model_version=settings.model_version,
-        sku=settings.deployment_sku,
-        capacity=settings.deployment_capacity,
-        owner_tag=settings.owner_tag,
-    )
-    services.deployments.begin_create(spec)
+    services.deployments.begin_create(deployment_spec(services.settings))
 
 
 def test_creating_deployment_is_waited_for_not_created_again(

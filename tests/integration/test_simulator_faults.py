@@ -17,12 +17,6 @@ import pytest
 from aiohttp import test_utils
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
-from azure.mgmt.cognitiveservices.models import (
-    Deployment,
-    DeploymentModel,
-    DeploymentProperties,
-    Sku,
-)
 
 from simulator.admin import SimulatorAdminError
 from simulator.clock import ManualClock
@@ -30,31 +24,14 @@ from simulator.config import SimulatorConfig
 from simulator.process import PROJECT_ROOT, RunningSimulator, start_simulator
 from simulator.server import create_app
 from simulator.state import SimulatorState
-
-FT_MODEL = "gpt-4.1-mini-2025-04-14.ft-5f2a9c0d1e3b4a6f"
-
-
-def provisioning_state(deployment: Deployment) -> str | None:
-    """The provisioning state of an SDK Deployment (typed Optional all the way down)."""
-    assert deployment.properties is not None
-    state = deployment.properties.provisioning_state
-    return None if state is None else str(state)
-
-
-def deployment_request(capacity: int = 10) -> Deployment:
-    return Deployment(
-        sku=Sku(name="Standard", capacity=capacity),
-        properties=DeploymentProperties(
-            model=DeploymentModel(format="OpenAI", name=FT_MODEL, version="1")
-        ),
-    )
+from tests.integration.sdk_requests import deployment_request, provisioning_state
 
 
 def deploy_and_warm(
     client: CognitiveServicesManagementClient, sim: RunningSimulator, name: str, capacity: int = 10
 ) -> None:
     client.deployments.begin_create_or_update(
-        sim.resource_group, sim.account, name, deployment_request(capacity)
+        sim.resource_group, sim.account, name, deployment_request(capacity=capacity)
     ).result()
     time.sleep(0.15)  # 60 simulated seconds of warm-up at 600x
 
@@ -70,7 +47,7 @@ def test_failed_provisioning_fails_the_poller_and_a_recreate_succeeds(
 ) -> None:
     sim.admin.fail_next_provisionings(1)
     poller = mgmt_client.deployments.begin_create_or_update(
-        sim.resource_group, sim.account, "ft-fail", deployment_request()
+        sim.resource_group, sim.account, "ft-fail", deployment_request(capacity=10)
     )
     with pytest.raises(HttpResponseError):
         poller.result()
@@ -78,7 +55,7 @@ def test_failed_provisioning_fails_the_poller_and_a_recreate_succeeds(
     failed = mgmt_client.deployments.get(sim.resource_group, sim.account, "ft-fail")
     assert provisioning_state(failed) == "Failed"
     again = mgmt_client.deployments.begin_create_or_update(
-        sim.resource_group, sim.account, "ft-fail", deployment_request()
+        sim.resource_group, sim.account, "ft-fail", deployment_request(capacity=10)
     ).result()
     assert provisioning_state(again) == "Succeeded"
     lifetimes = sim.admin.billing()["deployments"]
@@ -91,7 +68,11 @@ def test_gateway_timeout_on_create_still_starts_the_creation(
     sim.admin.gateway_timeout_on_next_creates(1)
     with pytest.raises(HttpResponseError) as timed_out:
         mgmt_client.deployments.begin_create_or_update(
-            sim.resource_group, sim.account, "ft-504", deployment_request(), retry_total=0
+            sim.resource_group,
+            sim.account,
+            "ft-504",
+            deployment_request(capacity=10),
+            retry_total=0,
         )
     assert timed_out.value.status_code == 504
     assert timed_out.value.error is not None and timed_out.value.error.code == "GatewayTimeout"
@@ -111,7 +92,7 @@ def test_the_sdk_retries_a_timed_out_put_into_a_conflict(
     sim.admin.gateway_timeout_on_next_creates(1)
     with pytest.raises(ResourceExistsError) as conflict:
         mgmt_client.deployments.begin_create_or_update(
-            sim.resource_group, sim.account, "ft-retry", deployment_request()
+            sim.resource_group, sim.account, "ft-retry", deployment_request(capacity=10)
         )
     assert conflict.value.error is not None and conflict.value.error.code == "Conflict"
     assert sim.admin.stats()["management"]["PUT"] == 2
