@@ -304,17 +304,10 @@ def build_document_request(
             "and where this part does not contain an answer, say so instead of guessing."
         )
     sections.append(_task_text(profile, document=document, filename=filename, questions=questions))
-    instruction = _format_instruction(response_format)
-    if instruction:
-        sections.append(instruction)
-    return ChatRequest(
-        messages=[
-            {"role": "system", "content": profile.system_prompt},
-            {"role": "user", "content": "\n\n".join(sections)},
-        ],
-        max_tokens=profile.max_output_tokens,
-        response_format=response_format,
-        temperature=profile.temperature,
+    return _profile_request(
+        profile,
+        sections,
+        response_format,
         purpose="single" if part is None else f"chunk {part[0]}/{part[1]}",
     )
 
@@ -626,13 +619,23 @@ def build_combine_request(
             for number, answer in enumerate(partial_answers, 1)
         ),
     ]
+    return _profile_request(profile, sections, response_format, purpose=purpose)
+
+
+def _profile_request(
+    profile: ProcessingProfile,
+    sections: list[str],
+    response_format: dict[str, Any] | None,
+    *,
+    purpose: str,
+) -> ChatRequest:
+    """The profile's system prompt and the user sections, plus the format instruction."""
     instruction = _format_instruction(response_format)
-    if instruction:
-        sections.append(instruction)
+    user = "\n\n".join([*sections, instruction] if instruction else sections)
     return ChatRequest(
         messages=[
             {"role": "system", "content": profile.system_prompt},
-            {"role": "user", "content": "\n\n".join(sections)},
+            {"role": "user", "content": user},
         ],
         max_tokens=profile.max_output_tokens,
         response_format=response_format,

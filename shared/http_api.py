@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared.documents import DocumentRejected, decode_document
-from shared.jobs import JobRecord, JobStore, job_id_for, new_job
+from shared.jobs import JobError, JobRecord, JobStore, job_id_for, move_job, new_job
 from shared.profiles import ProcessingProfile, UnknownProfileError, resolve_profile
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,25 @@ class JobsApi:
         )
         # The record first, so the blob trigger finds the submitted profile and questions.
         self._jobs.create(record)
-        self._input.upload_blob(blob_name, submission.data, overwrite=False)
+        try:
+            self._input.upload_blob(blob_name, submission.data, overwrite=False)
+        except AzureError as error:
+            logger.exception("storing submitted document %s failed", blob_name)
+            reason = f"the document could not be stored ({type(error).__name__}); submit it again"
+            self._jobs.change(
+                job_id,
+                lambda r: (
+                    move_job(
+                        r,
+                        "failed",
+                        now=self._clock(),
+                        error=JobError(code="store_failed", reason=reason),
+                    )
+                    if r is not None
+                    else None
+                ),
+            )
+            return _json_response({"error": reason, "job_id": job_id}, 503)
         location = _status_url(req.url, job_id)
         logger.info("job %s submitted over HTTP as %s", job_id, blob_name)
         return _json_response(

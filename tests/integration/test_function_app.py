@@ -198,3 +198,14 @@ def test_blob_trigger_handles_an_uploaded_document_once(
 def test_reaper_timer_handler_runs(services: AppServices) -> None:
     timer = func.timer.TimerRequest(past_due=True)
     handler("reap_idle_deployments")(timer)
+
+
+def test_a_submission_that_cannot_be_stored_answers_503_and_records_why(
+    services: AppServices,
+) -> None:
+    services.blob_service.delete_container(services.settings.input_container)
+    response = post_json({"text": "Lease of premises.", "filename": "lease.txt"})
+    assert response.status_code == 503
+    failed = body(get_job(body(response)["job_id"]))
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "store_failed"
