@@ -47,6 +47,9 @@ class LocalAzure:
             # host resolves from app settings only: the app's defaults do not reach it.
             "INPUT_CONTAINER": "documents-in",
             "REAPER_SCHEDULE": "0 * * * * *",
+            # The simulator runs 60x faster than Azure by default; poll it about as often
+            # (in simulated time) as the app polls Azure.
+            "MANAGEMENT_POLL_SECONDS": "0.5",
         }
         settings.update(overrides)
         return settings
