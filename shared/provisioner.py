@@ -227,12 +227,14 @@ class DeploymentProvisioner:
                 )
             if state in RECREATE_STATES:
                 logger.warning("deployment %s is %s; creating it again", self.spec.name, state)
-            creates += 1
             try:
                 poller = self._deployments.begin_create(self.spec)
             except HttpResponseError as error:
+                # A refused PUT (conflict, gateway timeout) is not a failed provisioning: the
+                # deadline bounds how long it is retried.
                 last_failure = self._on_create_refused(error, deadline)
                 continue
+            creates += 1
             keeper.remember(poller.continuation_token())
             try:
                 self._follow_poller(poller, deadline)
@@ -252,6 +254,7 @@ class DeploymentProvisioner:
             # GatewayTimeout and friends: ARM may have started the create anyway, so re-read
             # the state rather than sending another PUT blindly.
             logger.warning("create of %s answered %s; re-reading its state", self.spec.name, code)
+            self._check_deadline(deadline, f"retrying a create that answered {code}")
             self._sleep(self._timings.poll_interval)
             return f"{code} from the management API"
         if status == 409:

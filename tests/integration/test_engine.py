@@ -361,3 +361,15 @@ def test_leaked_hold_expires_and_reaper_cleans_up(
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [False]
     time.sleep(3)
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]
+
+
+def test_recreate_cooldown_is_waited_out_not_counted_as_a_failed_create(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    sim.admin.configure(recreate_cooldown_seconds=600)  # a real second after each delete
+    services = make_services(CREATE_ATTEMPTS=1)
+    assert process(services, "one.txt", b"first").status == "succeeded"
+    assert not deployment_exists(services)
+    assert process(services, "two.txt", b"second").status == "succeeded"
+    assert creates(sim) == 2
+    assert sim.admin.stats()["management"]["PUT"] > 2, "the name was refused at least once"
