@@ -8,6 +8,7 @@ may work on a job, and `JobStore` applies them under ETags.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -152,5 +153,7 @@ class JobStore:
     def create(self, record: JobRecord) -> bool:
         return self._store.create(self.blob_name(record.id), record)
 
-    def change(self, job_id: str, change: object) -> JobRecord | None:
-        return self._store.update(self.blob_name(job_id), change)  # type: ignore[arg-type]
+    def change(
+        self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
+    ) -> JobRecord | None:
+        return self._store.update(self.blob_name(job_id), change)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from azure.core.exceptions import HttpResponseError
@@ -169,12 +169,14 @@ class DeploymentProvisioner:
                 continue
             self._lead_provisioning(owner, deadline)
 
-    def recheck(self, owner: str, *, observed_ready_since: object, deadline: float) -> LedgerRecord:
+    def recheck(
+        self, owner: str, *, observed_ready_since: datetime | None, deadline: float
+    ) -> LedgerRecord:
         """The data plane said DeploymentNotFound for a deployment the ledger calls ready."""
         self.ledger.change(
             lambda r: mark_suspect(
                 r,
-                observed_ready_since=observed_ready_since,  # type: ignore[arg-type]
+                observed_ready_since=observed_ready_since,
                 now=self.ledger.now(),
             )
         )
