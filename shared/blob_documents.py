@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -46,14 +47,17 @@ class JsonBlobStore(Generic[ModelT]):
         *,
         max_attempts: int = 60,
         max_seconds: float = 60.0,
+        remembered: int = 256,
     ) -> None:
         self._container = container
         self._model = model
         self._max_attempts = max_attempts
         self._max_seconds = max_seconds
         # The last version this instance read or wrote. Updates try it first and skip a read;
-        # the conditional write still rejects it if anyone changed the blob since.
-        self._known: dict[str, tuple[ModelT, str]] = {}
+        # the conditional write still rejects it if anyone changed the blob since. Bounded,
+        # since a long-lived instance touches one job record per document it ever saw.
+        self._known: OrderedDict[str, tuple[ModelT, str]] = OrderedDict()
+        self._remembered = remembered
         self._lock = threading.Lock()
 
     def read(self, name: str) -> tuple[ModelT | None, str | None]:
@@ -72,6 +76,9 @@ class JsonBlobStore(Generic[ModelT]):
     def _remember(self, name: str, document: ModelT, etag: str) -> None:
         with self._lock:
             self._known[name] = (document, etag)
+            self._known.move_to_end(name)
+            while len(self._known) > self._remembered:
+                self._known.popitem(last=False)
 
     def _forget(self, name: str) -> None:
         with self._lock:

@@ -155,6 +155,7 @@ def build_services(
     policy = RetryPolicy(
         max_attempts=settings.inference_max_attempts,
         max_seconds=settings.inference_max_seconds,
+        request_timeout_seconds=settings.inference_timeout_seconds,
     )
     ledger_store = JsonBlobStore(
         blob_service.get_container_client(settings.ledger_container), LedgerRecord
@@ -187,6 +188,8 @@ def build_services(
     limits = EngineLimits(
         job_hold_seconds=settings.job_hold_seconds,
         ready_timeout_seconds=settings.provision_timeout_seconds,
+        job_timeout_seconds=settings.job_timeout_seconds,
+        max_attempts=settings.max_job_attempts,
         not_found_retry_seconds=settings.not_found_retry_seconds,
         idle_grace_seconds=settings.idle_grace_seconds,
         max_document_bytes=settings.max_document_bytes,

@@ -79,6 +79,8 @@ class EngineLimits:
 
     job_hold_seconds: float = 600.0
     ready_timeout_seconds: float = 1200.0
+    job_timeout_seconds: float = 1680.0
+    max_attempts: int = 5
     not_found_retry_seconds: float = 60.0
     idle_grace_seconds: float = 300.0
     max_document_bytes: int = 2_000_000
@@ -192,14 +194,17 @@ class DocumentEngine:
         except RetryLater:
             raise
         except Exception as error:
-            # Anything unforeseen still leaves a record a person can read, then the host retries.
+            # Anything unforeseen still leaves a record a person can read, then the host
+            # retries; after the last attempt the record is final and an error blob says why.
             logger.exception("job %s failed unexpectedly", job_id)
-            self._release(job_id, worker, f"unexpected error: {type(error).__name__}: {error}")
-            raise
+            return self._retry_or_fail(
+                record, worker, "unexpected_error", f"{type(error).__name__}: {error}", error
+            )
 
     # --- the work -------------------------------------------------------------------------
 
     def _process(self, record: JobRecord, data: bytes, worker: str, ttl: timedelta) -> JobOutcome:
+        job_deadline = self._monotonic() + self._limits.job_timeout_seconds
         try:
             text = decode_document(
                 record.input_blob, data, max_bytes=self._limits.max_document_bytes
@@ -231,7 +236,9 @@ class DocumentEngine:
             with HoldKeeper(
                 self._ledger, self._jobs, job_id=record.id, hold_id=hold_id, worker=worker, ttl=ttl
             ):
-                outcome = self._run_with_deployment(record, profile, requests, worker, held)
+                outcome = self._run_with_deployment(
+                    record, profile, requests, worker, held=held, job_deadline=job_deadline
+                )
         except RetryLater:
             # Keep the hold (it lapses after JOB_HOLD_SECONDS): the deployment being made
             # ready is exactly what the re-delivery of this document will need.
@@ -249,9 +256,10 @@ class DocumentEngine:
         profile: ProcessingProfile,
         requests: list[ChatRequest],
         worker: str,
+        *,
         held: LedgerRecord,
+        job_deadline: float,
     ) -> JobOutcome:
-        deadline = self._monotonic() + self._limits.ready_timeout_seconds
         already_ready = held.state is KnownState.READY
         if already_ready:
             # Warm path: nothing to wait for, so both transitions go in one write.
@@ -260,17 +268,18 @@ class DocumentEngine:
             self._move(record.id, "waiting_for_deployment")
         waiting_started = self._monotonic()
         try:
-            ready = self._provisioner.ensure_ready(worker, deadline=deadline, known=held)
+            ready = self._provisioner.ensure_ready(
+                worker, deadline=self._ready_deadline(job_deadline), known=held
+            )
         except ProvisioningError as error:
             if error.retryable:
-                self._release(record.id, worker, error.reason)
-                raise RetryLater(error.reason) from error
+                return self._retry_or_fail(record, worker, error.code, error.reason, error)
             return self._fail(record, worker, error.code, error.reason)
         wait_seconds = self._monotonic() - waiting_started
         if not already_ready:
             self._move(record.id, "running")
         running_started = self._monotonic()
-        runner = _RequestRunner(self, worker, ready, deadline)
+        runner = _RequestRunner(self, worker, ready, job_deadline)
         try:
             answer, results = self._answer(requests, profile, record, runner)
         except ModelRefusal as refusal:
@@ -283,12 +292,10 @@ class DocumentEngine:
             return self._fail(record, worker, "profile_config", str(misconfigured))
         except ProvisioningError as error:
             if error.retryable:
-                self._release(record.id, worker, error.reason)
-                raise RetryLater(error.reason) from error
+                return self._retry_or_fail(record, worker, error.code, error.reason, error)
             return self._fail(record, worker, error.code, error.reason)
         except InferenceUnavailable as error:
-            self._release(record.id, worker, str(error))
-            raise RetryLater(str(error)) from error
+            return self._retry_or_fail(record, worker, "inference_unavailable", str(error), error)
         inference_seconds = self._monotonic() - running_started
         result_blob = self._write_result(
             record=record,
@@ -395,6 +402,26 @@ class DocumentEngine:
 
         self._jobs.change(job_id, change)
 
+    def _ready_deadline(self, job_deadline: float) -> float:
+        """How long this job may wait for the deployment from now: never past its own end."""
+        return min(self._monotonic() + self._limits.ready_timeout_seconds, job_deadline)
+
+    def _retry_or_fail(
+        self, record: JobRecord, worker: str, code: str, reason: str, cause: BaseException
+    ) -> JobOutcome:
+        """A failure that may pass: hand the job back for a re-delivery, or, on its last
+        attempt, fail it with an error record, since the host gives the blob up after that."""
+        if record.attempts >= self._limits.max_attempts:
+            return self._fail(
+                record,
+                worker,
+                code,
+                f"gave up after {record.attempts} attempts (MAX_JOB_ATTEMPTS); the last "
+                f"failure: {reason} Upload the document again to retry it.",
+            )
+        self._release(record.id, worker, reason)
+        raise RetryLater(reason) from cause
+
     def _release(self, job_id: str, worker: str, note: str) -> None:
         self._jobs.change(
             job_id,
@@ -424,35 +451,39 @@ class DocumentEngine:
 
     # --- used by _RequestRunner -----------------------------------------------------------
 
-    def _complete(self, request: ChatRequest, ready: LedgerRecord) -> ChatResult:
+    def _complete(
+        self, request: ChatRequest, ready: LedgerRecord, job_deadline: float
+    ) -> ChatResult:
         window_left = 0.0
         if ready.ready_since is not None:
             elapsed = (self._clock() - ready.ready_since).total_seconds()
             window_left = self._limits.not_found_retry_seconds - elapsed
         readiness_until = self._monotonic() + window_left if window_left > 0 else None
-        return self._chat.complete(request, readiness_until=readiness_until)
+        return self._chat.complete(request, readiness_until=readiness_until, deadline=job_deadline)
 
 
 class _RequestRunner:
     """Runs chat requests for one job, re-provisioning if the deployment vanished mid-job."""
 
-    def __init__(self, engine: DocumentEngine, worker: str, ready: LedgerRecord, deadline: float):
+    def __init__(
+        self, engine: DocumentEngine, worker: str, ready: LedgerRecord, job_deadline: float
+    ):
         self._engine = engine
         self._worker = worker
         self._ready = ready
-        self._deadline = deadline
+        self._job_deadline = job_deadline
         self.results: list[ChatResult] = []
 
     def __call__(self, request: ChatRequest) -> str:
         for _ in range(self._engine._limits.max_recoveries + 1):
             try:
-                result = self._engine._complete(request, self._ready)
+                result = self._engine._complete(request, self._ready, self._job_deadline)
             except DeploymentNotServing:
                 logger.warning("deployment stopped serving mid-job; re-checking it")
                 self._ready = self._engine._provisioner.recheck(
                     self._worker,
                     observed_ready_since=self._ready.ready_since,
-                    deadline=self._deadline,
+                    deadline=self._engine._ready_deadline(self._job_deadline),
                 )
                 continue
             self.results.append(result)

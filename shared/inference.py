@@ -20,7 +20,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_after_delay,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -61,6 +61,7 @@ class RetryPolicy:
     max_attempts: int = 20
     max_seconds: float = 300.0
     backoff_max_seconds: float = 30.0
+    request_timeout_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,26 @@ class ChatClient:
         self._sleep = sleep
         self._monotonic = monotonic
 
-    def complete(self, request: ChatRequest, *, readiness_until: float | None = None) -> ChatResult:
-        """One chat completion; `readiness_until` (monotonic) bounds DeploymentNotFound retries."""
+    def complete(
+        self,
+        request: ChatRequest,
+        *,
+        readiness_until: float | None = None,
+        deadline: float | None = None,
+    ) -> ChatResult:
+        """One chat completion with the retry policy.
+
+        `readiness_until` (monotonic) bounds DeploymentNotFound retries; `deadline`
+        (monotonic) is the caller's own limit, which the retries never sleep past.
+        """
+        budget = self._policy.max_seconds
+        if deadline is not None:
+            budget = min(budget, deadline - self._monotonic())
+            if budget <= 0:
+                raise InferenceUnavailable(
+                    "this delivery's time (JOB_TIMEOUT_SECONDS) ran out before the request "
+                    "could be sent"
+                )
 
         def retryable(error: BaseException) -> bool:
             if isinstance(
@@ -143,8 +162,8 @@ class ChatClient:
         retrying = Retrying(
             retry=retry_if_exception(retryable),
             wait=_WaitRetryAfter(self._policy.backoff_max_seconds),
-            stop=stop_after_attempt(self._policy.max_attempts)
-            | stop_after_delay(self._policy.max_seconds),
+            # stop_before_delay: a Retry-After that would end past the budget is not slept.
+            stop=stop_after_attempt(self._policy.max_attempts) | stop_before_delay(budget),
             sleep=self._sleep,
             before_sleep=_log_retry,
             reraise=True,
@@ -153,7 +172,7 @@ class ChatClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    response = self._send(request)
+                    response = self._send(request, self._request_timeout(deadline))
         except openai.NotFoundError as error:
             if is_deployment_not_found(error):
                 raise DeploymentNotServing(str(error)) from error
@@ -164,9 +183,10 @@ class ChatClient:
             openai.APITimeoutError,
             openai.APIConnectionError,
         ) as error:
+            attempts = retrying.statistics.get("attempt_number", 1)
             raise InferenceUnavailable(
-                f"the deployment stayed unavailable after {self._policy.max_attempts} attempts "
-                f"or {self._policy.max_seconds:.0f} s: {type(error).__name__}: {error}"
+                f"the deployment stayed unavailable within {attempts} attempt(s) and "
+                f"{budget:.0f} s: {type(error).__name__}: {error}"
             ) from error
         except openai.BadRequestError as error:
             raise _describe_bad_request(error) from error
@@ -190,18 +210,32 @@ class ChatClient:
             temperature=0.0,
             purpose="readiness probe",
         )
+        # One attempt, no retry policy: the caller polls, and a 429 already proves the
+        # deployment is routed, so riding out a throttling storm here would only delay.
         try:
-            self.complete(probe)
-        except DeploymentNotServing:
-            return False
-        except InferenceUnavailable:
-            # Throttled or erroring, but not "not found": the deployment exists and is routed.
+            self._send(probe)
+        except openai.NotFoundError as error:
+            if is_deployment_not_found(error):
+                return False
+            raise
+        except openai.RateLimitError:
             return True
+        except (openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError):
+            logger.info("readiness probe of %s failed transiently; polling again", self.deployment)
+            return False
         return True
 
-    def _send(self, request: ChatRequest) -> Any:
+    def _request_timeout(self, deadline: float | None) -> float:
+        """One call's HTTP timeout: the policy's, cut to what the caller has left."""
+        timeout = self._policy.request_timeout_seconds
+        if deadline is not None:
+            timeout = min(timeout, max(1.0, deadline - self._monotonic()))
+        return timeout
+
+    def _send(self, request: ChatRequest, timeout: float | None = None) -> Any:
         kwargs: dict[str, Any] = {
             "model": self.deployment,
+            "timeout": timeout if timeout is not None else self._policy.request_timeout_seconds,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,

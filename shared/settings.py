@@ -70,6 +70,8 @@ class AppSettings(BaseSettings):
     create_attempts: int = Field(3, ge=1, alias="CREATE_ATTEMPTS")
     not_found_retry_seconds: float = Field(60, ge=0, alias="NOT_FOUND_RETRY_SECONDS")
     reaper_schedule: str = Field("0 * * * * *", alias="REAPER_SCHEDULE")
+    job_timeout_seconds: float = Field(1680, gt=0, alias="JOB_TIMEOUT_SECONDS")
+    max_job_attempts: int = Field(5, ge=1, alias="MAX_JOB_ATTEMPTS")
 
     # --- Inference --------------------------------------------------------------------------
     inference_max_attempts: int = Field(20, ge=1, alias="INFERENCE_MAX_ATTEMPTS")

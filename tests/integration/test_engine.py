@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from shared.composition import AppServices, deployment_spec
+from shared.documents import ChatRequest
 from shared.engine import RetryLater
 from shared.holds import KnownState
+from shared.inference import InferenceUnavailable
 from shared.jobs import job_id_for
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
@@ -373,3 +375,90 @@ def test_recreate_cooldown_is_waited_out_not_counted_as_a_failed_create(
     assert process(services, "two.txt", b"second").status == "succeeded"
     assert creates(sim) == 2
     assert sim.admin.stats()["management"]["PUT"] > 2, "the name was refused at least once"
+
+
+def test_the_last_attempt_of_a_transient_failure_leaves_an_error_record(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    sim.admin.configure(provisioning_seconds=1200)  # two real seconds
+    impatient = make_services(PROVISION_TIMEOUT_SECONDS=0.3, MAX_JOB_ATTEMPTS=2)
+    with pytest.raises(RetryLater):
+        process(impatient, "doc.txt", b"text")
+    outcome = process(impatient, "doc.txt", b"text")
+    assert outcome.status == "failed", "the host gives the blob up after its last delivery"
+    error = output_json(impatient, "doc.txt.error.json")["error"]
+    assert error["code"] == "provisioning_timeout"
+    assert "gave up after 2 attempts" in error["reason"]
+    record = impatient.jobs.get(outcome.job_id)
+    assert record is not None and record.status == "failed" and record.attempts == 2
+    assert impatient.ledger.read().live_holds(impatient.ledger.now()) == ()
+
+
+def test_a_job_longer_than_its_timeout_stops_and_fails_on_its_last_attempt(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(
+        MODEL_CONTEXT_TOKENS=1500,
+        IDLE_GRACE_SECONDS=3600,
+        PROCESSING_PROFILES=SHORT_ANSWERS,
+        JOB_TIMEOUT_SECONDS=0.5,
+        MAX_JOB_ATTEMPTS=1,
+    )
+    process(services, "warm.txt", b"warm up")
+    sim.admin.add_latency("data", 300)
+    document = "\n\n".join(f"Clause {i}. " + "The parties agree. " * 40 for i in range(16))
+    ok_before = sim.admin.stats()["data"]["ok"]
+    outcome = process(services, "long.txt", document.encode())
+    assert outcome.status == "failed"
+    error = output_json(services, "long.txt.error.json")["error"]
+    assert error["code"] == "inference_unavailable"
+    assert "JOB_TIMEOUT_SECONDS" in error["reason"]
+    # At 0.3 s a request, a 0.5 s budget starts two of the five or more requests it needs.
+    assert sim.admin.stats()["data"]["ok"] - ok_before == 2
+
+
+def exhaust_request_window(services: AppServices) -> None:
+    """A capacity-1 deployment allows one request per ten simulated seconds: use it up."""
+    services.chat.complete(
+        ChatRequest(
+            messages=[{"role": "user", "content": "hello"}],
+            max_tokens=5,
+            response_format=None,
+            temperature=0.0,
+            purpose="test",
+        )
+    )
+
+
+def test_the_readiness_probe_takes_a_429_as_routed_without_retrying(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(
+        DEPLOYMENT_CAPACITY=1, IDLE_GRACE_SECONDS=3600, PROCESSING_PROFILES=SHORT_ANSWERS
+    )
+    assert process(services, "warm.txt", b"warm up").status == "succeeded"
+    sim.admin.configure(time_scale=1)  # the ten-second request window lasts ten real seconds
+    exhaust_request_window(services)
+    before = sim.admin.stats()["data"]
+    assert services.chat.serves()
+    after = sim.admin.stats()["data"]
+    assert after["throttled"] == before["throttled"] + 1
+    assert after["ok"] == before["ok"], "one throttled probe, no retry until it passes"
+
+
+def test_a_retry_after_beyond_the_budget_is_not_slept(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(
+        DEPLOYMENT_CAPACITY=1,
+        IDLE_GRACE_SECONDS=3600,
+        INFERENCE_MAX_SECONDS=2,
+        PROCESSING_PROFILES=SHORT_ANSWERS,
+    )
+    assert process(services, "warm.txt", b"warm up").status == "succeeded"
+    sim.admin.configure(time_scale=1)
+    exhaust_request_window(services)
+    before = sim.admin.stats()["data"]
+    with pytest.raises(InferenceUnavailable, match="1 attempt"):
+        exhaust_request_window(services)  # answered 429 with Retry-After of several seconds
+    assert sim.admin.stats()["data"]["throttled"] == before["throttled"] + 1

@@ -44,6 +44,19 @@ def test_first_write_creates_the_blob_and_later_writes_need_its_etag(
     assert {h.id for h in ledger.read().holds} == {"a", "b"}
 
 
+def test_the_store_remembers_a_bounded_number_of_versions_and_stays_correct(
+    container: ContainerClient,
+) -> None:
+    store = JsonBlobStore(container, LedgerRecord, remembered=3)
+    for i in range(10):
+        assert store.create(f"d{i}.json", LedgerRecord(deployment=f"d{i}"))
+    assert len(store._known) == 3, "one entry per document ever seen would grow without end"
+    # A forgotten document is read again before it is changed: no write is lost.
+    changed = store.update("d0.json", lambda r: r and r.model_copy(update={"provision_count": 1}))
+    assert changed is not None and changed.provision_count == 1
+    assert store.read("d0.json")[0] == changed
+
+
 def test_a_stale_write_is_retried_from_a_fresh_read(container: ContainerClient) -> None:
     ledger = ledger_on(container)
     ledger.place_hold("a", "job", "w1", MINUTE)
