@@ -11,8 +11,9 @@ AZURITE_STAMP := .tools/azurite/.installed
 
 all: test
 
+# Both checks before either install, so a missing Node.js is reported before minutes of pip.
 $(STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) scripts/check_prereqs.py python
+	@$(PYTHON) scripts/check_prereqs.py python node
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $@
@@ -43,7 +44,7 @@ demo: install
 # against your own settings instead: cp local.settings.sample.json local.settings.json,
 # edit it, then `.venv/bin/python -m scripts.dev_runner`.
 dev: install
-	$(PY) -m scripts.dev_runner --local-azure
+	@$(PY) -m scripts.dev_runner --local-azure
 
 simulator: install
 	$(PY) -m simulator

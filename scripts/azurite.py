@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from scripts.check_prereqs import check_node_runtime
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +97,10 @@ def start_azurite(work_dir: Path | None = None, startup_timeout: float = 30.0) -
             f"Azurite is not installed at {AZURITE_BIN}: "
             "run `make install` (needs Node.js and npm)."
         )
+    # Checked here too, not only at install: PATH may have changed since.
+    node_problem = check_node_runtime()
+    if node_problem is not None:
+        raise AzuriteError(node_problem)
     work_dir = work_dir or Path(tempfile.mkdtemp(prefix="azurite-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     log_path = work_dir / "azurite.log"
@@ -137,17 +143,21 @@ def start_azurite(work_dir: Path | None = None, startup_timeout: float = 30.0) -
         process.stdout.close()
         ready.set()
 
-    threading.Thread(target=pump, name="azurite-log", daemon=True).start()
-    deadline = time.monotonic() + startup_timeout
-    while not ready.wait(timeout=0.1):
-        if time.monotonic() > deadline:
-            _terminate(process, 5)
-            raise AzuriteError(
-                f"Azurite did not start within {startup_timeout:.0f} s; see {log_path}"
-            )
-    if not {"blob", "queue"} <= endpoints.keys():
+    # Until the caller holds the RunningAzurite, this function owns the process: an error
+    # or an interrupt (Ctrl-C, SIGTERM) on the way out must not orphan it.
+    try:
+        threading.Thread(target=pump, name="azurite-log", daemon=True).start()
+        deadline = time.monotonic() + startup_timeout
+        while not ready.wait(timeout=0.1):
+            if time.monotonic() > deadline:
+                raise AzuriteError(
+                    f"Azurite did not start within {startup_timeout:.0f} s; see {log_path}"
+                )
+        if not {"blob", "queue"} <= endpoints.keys():
+            tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+            raise AzuriteError(f"Azurite exited during start-up: {' | '.join(tail)}")
+        logger.info("Azurite blob %s queue %s", endpoints["blob"], endpoints["queue"])
+        return RunningAzurite(process, endpoints["blob"], endpoints["queue"], log_path)
+    except BaseException:
         _terminate(process, 5)
-        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-        raise AzuriteError(f"Azurite exited during start-up: {' | '.join(tail)}")
-    logger.info("Azurite blob %s queue %s", endpoints["blob"], endpoints["queue"])
-    return RunningAzurite(process, endpoints["blob"], endpoints["queue"], log_path)
+        raise

@@ -25,11 +25,18 @@ def check_python() -> str | None:
 
 
 def check_node() -> str | None:
+    """Node.js and npm, as installing Azurite needs them."""
+    problem = check_node_runtime()
+    if problem is None and shutil.which("npm") is None:
+        return "npm is not installed: Azurite is installed with npm (apt-get install npm)."
+    return problem
+
+
+def check_node_runtime() -> str | None:
+    """Node.js alone, as running Azurite needs it."""
     node = shutil.which("node")
     if node is None:
         return "node is not installed: Azurite needs Node.js 18 to 20 (apt-get install nodejs npm)."
-    if shutil.which("npm") is None:
-        return "npm is not installed: Azurite is installed with npm (apt-get install npm)."
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     text = version.stdout.strip().lstrip("v")
     try:

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay, wait_fixed
 
-from scripts.azurite import AzuriteError
 from scripts.local_azure import LocalAzure, local_azure
 from shared.jobs import job_id_for
 
@@ -41,14 +43,20 @@ on-site support. Proposals are due by 31 January 2027.
 
 
 class Timeline:
-    """Prints each step with real and simulated time since the demo started."""
+    """Prints each step with the real seconds since the demo started and the simulator's own
+    clock (simulated minutes since the local Azure started), read from its admin API."""
 
-    def __init__(self) -> None:
+    def __init__(self, azure: LocalAzure) -> None:
+        self._admin = azure.simulator.admin
         self._start = time.monotonic()
+        self._sim_start = self._sim_now()
+
+    def _sim_now(self) -> float:
+        return float(self._admin.clock()["sim_now_epoch"])
 
     def __call__(self, message: str) -> None:
         elapsed = time.monotonic() - self._start
-        simulated = elapsed * TIME_SCALE / 60
+        simulated = (self._sim_now() - self._sim_start) / 60
         print(f"[{elapsed:6.1f} s | sim {simulated:5.1f} min] {message}", flush=True)
 
 
@@ -66,13 +74,18 @@ def demo_settings(azure: LocalAzure) -> dict[str, str]:
 
 
 async def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, poll: float = 0.2
+    predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.25
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(poll)
+    """Poll `predicate` in a thread until it is true, at most `timeout` seconds."""
+    retrying = AsyncRetrying(
+        retry=retry_if_result(lambda done: not done),
+        stop=stop_after_delay(timeout),
+        wait=wait_fixed(poll),
+    )
+    try:
+        await retrying(asyncio.to_thread, predicate)
+    except RetryError as error:
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}") from error
 
 
 async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
@@ -100,6 +113,8 @@ async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
         environ=os.environ,
         blob_poll_seconds=0.2,
         persist_blob_receipts=False,
+        # On Ctrl-C the terminal signals the local Azure too: little is gained by waiting.
+        shutdown_timeout=2.0,
     )
     async with host, aiohttp.ClientSession() as http:
         await asyncio.to_thread(observe)
@@ -115,9 +130,9 @@ async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
             },
         ) as response:
             accepted = await response.json()
-            say(f"POST /api/jobs -> {response.status}, job {accepted['job_id']} (portal path)")
             if response.status != 202:
-                raise RuntimeError(f"submit failed: {accepted}")
+                raise RuntimeError(f"POST /api/jobs answered {response.status}: {accepted}")
+            say(f"POST /api/jobs -> {response.status}, job {accepted['job_id']} (portal path)")
 
         async def job_status(job_id: str) -> dict[str, Any]:
             async with http.get(f"{host.base_url}/api/jobs/{job_id}") as response:
@@ -125,36 +140,42 @@ async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
 
         # The uploaded document's job id follows from its path and content.
         blob_job_id = job_id_for(inputs.container_name, "contracts/msa.txt", CONTRACT.encode())
-        blob_job: dict[str, Any] = {}
-        http_job: dict[str, Any] = {}
-        done = {"succeeded", "failed"}
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        jobs: dict[str, dict[str, Any]] = {}
+
+        async def both_done() -> bool:
             await asyncio.to_thread(observe)
-            http_job = await job_status(accepted["job_id"])
-            blob_job = await job_status(blob_job_id)
-            if http_job.get("status") in done and blob_job.get("status") in done:
-                break
-            await asyncio.sleep(0.25)
-        else:
-            raise TimeoutError("the two jobs did not finish within 120 s")
+            jobs["blob"] = await job_status(blob_job_id)
+            jobs["http"] = await job_status(accepted["job_id"])
+            return all(job.get("status") in {"succeeded", "failed"} for job in jobs.values())
+
+        try:
+            await AsyncRetrying(
+                retry=retry_if_result(lambda done: not done),
+                stop=stop_after_delay(120),
+                wait=wait_fixed(0.25),
+            )(both_done)
+        except RetryError as error:
+            raise TimeoutError("the two jobs did not finish within 120 s") from error
+        blob_job, http_job = jobs["blob"], jobs["http"]
         for label, job in (("uploaded document", blob_job), ("HTTP submission", http_job)):
             where = job["result_blob"] or job["error_blob"]
             say(f"{label}: {job['status']} -> {services.settings.output_container}/{where}")
         result = http_job.get("result") or {}
         provenance = result.get("provenance", {})
         say(
-            "HTTP job result: model {model}, {tokens} tokens, waited {wait:.1f} s for the "
-            "deployment, inference {inference:.2f} s".format(
-                model=provenance.get("model"),
-                tokens=provenance.get("usage", {}).get("total_tokens"),
-                wait=provenance.get("wait_for_deployment_seconds", 0.0),
-                inference=provenance.get("inference_seconds", 0.0),
+            "HTTP job result: model {model}, {tokens} tokens, waited {wait} s for the "
+            "deployment, inference {inference} s".format(
+                model=provenance.get("model", "unknown"),
+                tokens=provenance.get("usage", {}).get("total_tokens", "unknown"),
+                wait=provenance.get("wait_for_deployment_seconds", "unknown"),
+                inference=provenance.get("inference_seconds", "unknown"),
             )
         )
         say(f"HTTP job answer: {json.dumps(result.get('answer'))[:160]}")
         billing = await asyncio.to_thread(azure.simulator.admin.billing)
-        say(f"deployments created so far: {len(billing['deployments'])} (shared by both jobs)")
+        created = len(billing["deployments"])
+        shared = " (shared by both jobs)" if created == 1 else ""
+        say(f"deployments created so far: {created}{shared}")
         say(f"waiting for the idle grace ({IDLE_GRACE_MINUTES:.0f} simulated min) and reaper")
         await wait_until(lambda: observe() == "absent", 60, "the deployment to be deleted")
         on_demand_bill = await asyncio.to_thread(azure.simulator.admin.billing)
@@ -163,6 +184,7 @@ async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
         "bill": on_demand_bill,
         "blob_status": blob_job["status"],
         "http_status": http_job["status"],
+        "deleted": states[-1] == "absent",
     }
 
 
@@ -184,7 +206,9 @@ def run_per_document(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
     services = build_services(AppSettings.model_validate(settings))
     for blob, text in (("msa.txt", CONTRACT), ("rfp-lisbon.txt", RFP)):
         outcome = services.engine.process_blob("per-document-in", blob, text.encode())
-        say(f"per-document strategy: {blob} {outcome.status}, deployment deleted after it")
+        exists = services.deployments.get(services.settings.deployment_name).exists
+        after = "deployment still up after it" if exists else "deployment deleted after it"
+        say(f"per-document strategy: {blob} {outcome.status}, {after}")
     return azure.simulator.admin.billing()
 
 
@@ -201,25 +225,61 @@ def report(say: Timeline, on_demand: dict[str, Any], per_document: dict[str, Any
             f"{bill['total_hosted_seconds'] / 60:>12.1f}{bill['per_minute']['cost']:>14.2f}"
             f"{bill['per_started_hour']['cost']:>20.2f}"
         )
-    print(f"  {'always on (24 h that day)':<34}{1:>12}{24 * 60:>12.1f}{always_on_day:>14.2f}"
+    print(f"  {'always on (24 h x the fee)':<34}{1:>12}{24 * 60:>12.1f}{always_on_day:>14.2f}"
           f"{always_on_day:>20.2f}")  # fmt: skip
-    print(f"  hosting fee ${rate:.2f}/hour; per-minute vs per-started-hour billing is unverified")
+    print(f"  hosting fee ${rate:.2f}/hour (the meter's rate); always on is that fee times 24 h,")
+    print("  not metered; per-minute vs per-started-hour billing is unverified")
+
+
+def verdict(outcome: dict[str, Any]) -> tuple[bool, str]:
+    """The closing line, from what was observed: both jobs, the creates, the deletion."""
+    created = len(outcome["bill"]["deployments"])
+    facts = [
+        f"uploaded document {outcome['blob_status']}",
+        f"HTTP submission {outcome['http_status']}",
+        f"{created} provisioning(s)",
+        "deployment deleted" if outcome["deleted"] else "deployment NOT deleted",
+    ]
+    ok = (
+        outcome["blob_status"] == "succeeded"
+        and outcome["http_status"] == "succeeded"
+        and created == 1
+        and outcome["deleted"]
+    )
+    return ok, ("demo finished: " if ok else "demo failed: ") + ", ".join(facts)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main() -> int:
-    say = Timeline()
+    # SIGTERM unwinds like Ctrl-C, so the local Azure is stopped either way.
+    signal.signal(signal.SIGTERM, _interrupt)
     print(f"On-demand hosting demo on the local Azure (1 real s = {TIME_SCALE:.0f} simulated s)")
+    code = 1
     try:
         with local_azure(simulator_args=["--time-scale", str(TIME_SCALE)]) as azure:
+            say = Timeline(azure)
             outcome = asyncio.run(run_demo(azure, say))
             per_document = run_per_document(azure, say)
             report(say, outcome["bill"], per_document)
-            ok = outcome["blob_status"] == "succeeded" and outcome["http_status"] == "succeeded"
-    except (AzuriteError, RuntimeError, TimeoutError) as error:
-        print(f"demo failed: {error}", file=sys.stderr)
-        return 1
-    print("demo finished: both documents processed, one provisioning, deployment deleted")
-    return 0 if ok else 1
+            ok, line = verdict(outcome)
+            print(line, file=sys.stdout if ok else sys.stderr)
+            code = 0 if ok else 1
+    except KeyboardInterrupt:
+        print("demo interrupted; the local Azure is stopped", file=sys.stderr)
+        code = 130
+    except Exception as error:
+        print(f"demo failed: {type(error).__name__}: {error}", file=sys.stderr)
+    if code:
+        # Handler threads still retrying against the stopped local Azure cannot be
+        # interrupted and would hold the interpreter (and flood the log) for minutes.
+        logging.disable(logging.CRITICAL)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -76,8 +76,16 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient, LinearRetry
+from azure.storage.queue.aio import QueueClient
 from croniter import croniter
 from multidict import CIMultiDict
+from tenacity import (
+    AsyncRetrying,
+    RetryError,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -618,6 +626,7 @@ class LocalFunctionsHost:
         shutdown_timeout: float = 10.0,
         thread_pool_size: int | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        http_socket: socket.socket | None = None,
     ) -> None:
         if blob_concurrency < 1 or blob_max_attempts < 1 or blob_poll_seconds <= 0:
             raise DevRunnerError(
@@ -626,6 +635,8 @@ class LocalFunctionsHost:
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._http_host = http_host
         self._requested_port = http_port
+        # A socket bound by the caller (the CLI binds before starting the local Azure).
+        self._http_socket = http_socket
         self._route_prefix = route_prefix
         self._blob_poll_seconds = blob_poll_seconds
         self._blob_concurrency = blob_concurrency
@@ -755,7 +766,7 @@ class LocalFunctionsHost:
         """
         if self._started:
             raise RuntimeError("the host is already started")
-        sock = self._bind()
+        sock = self._http_socket or bind_http(self._http_host, self._requested_port)
         web_app = web.Application(client_max_size=100 * 1024 * 1024)
         web_app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=self._shutdown_timeout)
@@ -787,27 +798,6 @@ class LocalFunctionsHost:
                 "(as func start does locally)",
                 LOCAL_KEY_SETTING,
             )
-
-    def _bind(self) -> socket.socket:
-        try:
-            family = socket.getaddrinfo(
-                self._http_host, self._requested_port, type=socket.SOCK_STREAM
-            )[0][0]
-            return socket.create_server((self._http_host, self._requested_port), family=family)
-        except OSError as exc:
-            # create_server appends the address to strerror; the errno text alone reads better.
-            if isinstance(exc, socket.gaierror) or not exc.errno:
-                reason = exc.strerror or str(exc)
-            else:
-                reason = os.strerror(exc.errno)
-            hint = (
-                " (is another host running? pick another port with --port)"
-                if exc.errno == errno.EADDRINUSE
-                else ""
-            )
-            raise DevRunnerError(
-                f"cannot listen on {self._http_host}:{self._requested_port}: {reason}{hint}"
-            ) from exc
 
     async def stop(self) -> int:
         """Stop serving, cancel schedules and pollers, wait a bounded time for invocations.
@@ -1179,11 +1169,12 @@ class LocalFunctionsHost:
     async def _deliver_with_retries(
         self, watch: _BlobWatch, container: ContainerClient, blob_name: str, etag: str
     ) -> None:
-        assert self._blob_slots is not None
+        slots = self._blob_slots
+        assert slots is not None
         blob = container.get_blob_client(blob_name)
         full_name = f"{watch.pattern.container}/{blob_name}"
         try:
-            async with self._blob_slots:
+            async with slots:
                 downloader = await blob.download_blob(
                     etag=f'"{etag}"', match_condition=MatchConditions.IfNotModified
                 )
@@ -1209,7 +1200,8 @@ class LocalFunctionsHost:
             "BlobType": str(_plain(properties.blob_type)),
         }
         reason = f"New blob detected(LogsAndContainerScan): {full_name}"
-        for attempt in range(1, self._blob_max_attempts + 1):
+
+        async def deliver(attempt: int) -> bool:
             stream = func.blob.InputStream(
                 data=data,
                 name=full_name,
@@ -1218,7 +1210,7 @@ class LocalFunctionsHost:
                 blob_properties=blob_properties,
                 metadata=dict(properties.metadata or {}),
             )
-            async with self._blob_slots:
+            async with slots:
                 record, _ = await self._invoke(
                     watch.function,
                     stream,
@@ -1226,11 +1218,25 @@ class LocalFunctionsHost:
                     retry_count=attempt - 1,
                     max_retry_count=self._blob_max_attempts - 1,
                 )
-            if record.succeeded:
-                await self._write_receipt(watch, blob_name, etag)
-                return
-            if attempt < self._blob_max_attempts:
-                await asyncio.sleep(min(self._blob_retry_delay * 2 ** (attempt - 1), 10.0))
+            return record.succeeded
+
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda succeeded: not succeeded),
+            stop=stop_after_attempt(self._blob_max_attempts),
+            wait=wait_exponential(multiplier=self._blob_retry_delay, max=10.0),
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    succeeded = await deliver(attempt.retry_state.attempt_number)
+                # tenacity's pattern for retrying on a result: hand it the outcome.
+                if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
+                    attempt.retry_state.set_result(succeeded)
+        except RetryError:
+            pass
+        else:
+            await self._write_receipt(watch, blob_name, etag)
+            return
         logger.error(
             "Blob '%s' will be skipped for function '%s' because this blob with ETag %s failed "
             "%d times (poison)",
@@ -1254,22 +1260,32 @@ class LocalFunctionsHost:
             }
         )
         try:
-            queue_module = importlib.import_module("azure.storage.queue.aio")
-        except ImportError:
-            logger.warning(
-                "Poison message not queued (azure-storage-queue is not installed): %s", message
-            )
-            return
-        try:
-            queue = queue_module.QueueClient.from_connection_string(
-                watch.connection_string, POISON_QUEUE
-            )
+            queue = QueueClient.from_connection_string(watch.connection_string, POISON_QUEUE)
             async with queue:
                 with contextlib.suppress(ResourceExistsError):
                     await queue.create_queue()
                 await queue.send_message(message)
         except (AzureError, ValueError) as exc:
             logger.warning("Poison message not queued to %s: %s (%s)", POISON_QUEUE, exc, message)
+
+
+def bind_http(host: str, port: int) -> socket.socket:
+    """The HTTP listening socket, or a one-line DevRunnerError saying why it cannot be had."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        # create_server appends the address to strerror; the errno text alone reads better.
+        if isinstance(exc, socket.gaierror) or not exc.errno:
+            reason = exc.strerror or str(exc)
+        else:
+            reason = os.strerror(exc.errno)
+        hint = (
+            " (is another host running? pick another port with --port)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise DevRunnerError(f"cannot listen on {host}:{port}: {reason}{hint}") from exc
 
 
 def _user_traceback(error: BaseException) -> str:
@@ -1489,7 +1505,12 @@ def main(
     """CLI entry point; returns the process exit code (2 for configuration errors)."""
     args = _parse_args(argv)
     _configure_logging(args.verbose)
+    # Until the event loop takes the signals over, SIGTERM unwinds like Ctrl-C, so the
+    # context managers below still stop the local Azure they started.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        # The port first: a busy port must fail before the local Azure is started.
+        http_socket = bind_http(args.host, args.port)
         with _environment(args, prepare_environment) as environ:
             # `python -m` puts the working directory on sys.path; make that explicit for `main()`.
             if str(Path.cwd()) not in sys.path:
@@ -1508,6 +1529,7 @@ def main(
                 functions=args.functions,
                 shutdown_timeout=args.shutdown_timeout,
                 thread_pool_size=_thread_pool_size(environ),
+                http_socket=http_socket,
             )
             try:
                 code = asyncio.run(_serve(host))
@@ -1520,11 +1542,18 @@ def main(
             hint += " to it, or use --local-azure"
         print(f"dev_runner: {exc}{hint}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("dev_runner: interrupted before the host started; stopped", file=sys.stderr)
+        return 130
     if code:
         # Threads running sync handlers cannot be interrupted and would block interpreter exit.
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager

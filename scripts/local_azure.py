@@ -59,12 +59,21 @@ class LocalAzure:
 def local_azure(
     work_dir: Path | None = None, simulator_args: Sequence[str] = ()
 ) -> Iterator[LocalAzure]:
-    """Start Azurite and the simulator; stop both on exit, whatever happens."""
-    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="local-azure-"))
-    with (
-        start_azurite(work_dir / "azurite") as azurite,
-        start_simulator(state_dir=work_dir / "simulator", extra_args=simulator_args) as sim,
-    ):
+    """Start Azurite and the simulator; stop both on exit, whatever happens.
+
+    Without `work_dir` their logs and the simulator's CA go to a temporary folder that is
+    removed once both have stopped.
+    """
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            temporary = tempfile.TemporaryDirectory(
+                prefix="local-azure-", ignore_cleanup_errors=True
+            )
+            work_dir = Path(stack.enter_context(temporary))
+        azurite = stack.enter_context(start_azurite(work_dir / "azurite"))
+        sim = stack.enter_context(
+            start_simulator(state_dir=work_dir / "simulator", extra_args=simulator_args)
+        )
         yield LocalAzure(azurite, sim)
 
 

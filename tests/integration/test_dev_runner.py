@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ import azure.functions as func
 import pytest
 from azure.storage.blob import BlobServiceClient
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+from azure.storage.queue import QueueClient
 
 from scripts.azurite import RunningAzurite, start_azurite
 from scripts.dev_runner import (
@@ -37,6 +39,7 @@ from scripts.dev_runner import (
     timer_time_zone,
 )
 from tests.integration import dev_runner_sample_app as sample
+from tests.integration.processes import azurite_pids
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_APP = "tests.integration.dev_runner_sample_app:app"
@@ -420,6 +423,17 @@ def test_a_failing_blob_is_retried_five_times_then_poisoned(
             assert len(sample.BLOB_CALLS) == 5  # poisoned: not retried on later scans
 
     run(scenario())
+    poison = QueueClient.from_connection_string(
+        storage.connection_string, "webjobs-blobtrigger-poison"
+    )
+    with poison:
+        messages = [json.loads(m.content) for m in poison.peek_messages(max_messages=32)]
+    assert {"ContainerName": container, "BlobName": "incoming/bad.txt"}.items() <= {
+        key: value
+        for message in messages
+        if message["ContainerName"] == container
+        for key, value in message.items()
+    }.items()
 
 
 def test_blob_deliveries_run_concurrently_up_to_the_limit(
@@ -473,6 +487,45 @@ def test_cli_port_busy_exits_2_with_one_line(environ: dict[str, str]) -> None:
         f"dev_runner: cannot listen on 127.0.0.1:{port}: Address already in use "
         "(is another host running? pick another port with --port)"
     ]
+
+
+def test_cli_port_busy_fails_before_starting_the_local_azure(environ: dict[str, str]) -> None:
+    azurites_before = azurite_pids()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with _cli(["--port", str(port), "--local-azure"], environ) as process:
+            _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"dev_runner: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another host running? pick another port with --port)"
+    ], "nothing else may start (and print) before the port is known to be free"
+    assert not azurite_pids() - azurites_before, "an Azurite started here was left running"
+
+
+def test_cli_sigterm_while_the_local_azure_starts_leaves_no_process(
+    environ: dict[str, str],
+) -> None:
+    azurites_before = azurite_pids()
+    with _cli(["--port", "0", "--local-azure"], environ) as process:
+        try:
+            assert process.stderr is not None
+            # Azurite is up and the simulator is starting: the window where a plain SIGTERM
+            # used to kill the runner and orphan Azurite.
+            for line in process.stderr:
+                if "Azurite blob" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            _, rest = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130
+    assert "dev_runner: interrupted before the host started; stopped" in rest
+    assert "Traceback" not in rest
+    assert not azurite_pids() - azurites_before, "an Azurite started here was left running"
 
 
 def test_cli_import_failure_exits_2_with_one_line(environ: dict[str, str]) -> None:
