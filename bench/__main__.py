@@ -164,7 +164,7 @@ def bench_burst(azure: LocalAzure, documents: int, workers: int, sample: int) ->
             "deployments_created": len(bill["deployments"]),
             "management_calls": calls,
             "management_calls_per_document": round(calls / len(statuses), 3),
-            "billed_hosted_minutes": round(bill["total_hosted_seconds"] / 60 * scale, 2),
+            "billed_hosted_minutes": round(bill["billed_hosted_seconds"] / 60 * scale, 2),
             "billed_per_minute_cost": round(bill["per_minute"]["cost"] * scale, 2),
             "billed_per_started_hour_cost": round(bill["per_started_hour"]["cost"] * scale, 2),
         }

@@ -222,7 +222,7 @@ def report(say: Timeline, on_demand: dict[str, Any], per_document: dict[str, Any
     for label, bill in (("on demand (this app)", on_demand), ("per document (seed)", per_document)):
         print(
             f"  {label:<34}{len(bill['deployments']):>12}"
-            f"{bill['total_hosted_seconds'] / 60:>12.1f}{bill['per_minute']['cost']:>14.2f}"
+            f"{bill['billed_hosted_seconds'] / 60:>12.1f}{bill['per_minute']['cost']:>14.2f}"
             f"{bill['per_started_hour']['cost']:>20.2f}"
         )
     print(f"  {'always on (24 h x the fee)':<34}{1:>12}{24 * 60:>12.1f}{always_on_day:>14.2f}"

@@ -6,6 +6,11 @@ per minute (each lifetime rounded up to whole minutes) and per started hour (eac
 rounded up to whole hours). A lifetime runs from the accepted PUT to the moment the deletion
 completed, the deployment vanished, or it was replaced; a Failed deployment is billed until it
 is deleted, because Azure keeps the Failed resource.
+
+Only fine-tuned models (`*.ft-*`) on the Standard and GlobalStandard deployment types carry a
+hosting fee: base models bill tokens only, DeveloperTier has no hosting fee and
+ProvisionedManaged is billed in PTU-hours. The report still lists every lifetime, with
+`billed` saying whether it is charged; unbilled ones count 0 minutes and 0 hours.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.clock import iso_timestamp
-from simulator.deployments import Deployment
+from simulator.deployments import Deployment, DeploymentSpec
+
+# Deployment types whose fine-tuned deployments pay the hourly hosting fee.
+HOSTING_BILLED_SKUS = frozenset({"Standard", "GlobalStandard"})
+
+
+def bills_hosting(spec: DeploymentSpec) -> bool:
+    """Whether a deployment of `spec` is charged the hourly hosting fee."""
+    return spec.is_fine_tuned and spec.sku_name in HOSTING_BILLED_SKUS
 
 
 @dataclass(frozen=True)
@@ -29,14 +42,15 @@ class BilledLifetime:
     created_at: float
     deleted_at: float | None
     hosted_seconds: float
+    billed: bool = True
 
     @property
     def billed_minutes(self) -> int:
-        return _whole_units(self.hosted_seconds, 60.0)
+        return _whole_units(self.hosted_seconds, 60.0) if self.billed else 0
 
     @property
     def billed_hours(self) -> int:
-        return _whole_units(self.hosted_seconds, 3600.0)
+        return _whole_units(self.hosted_seconds, 3600.0) if self.billed else 0
 
 
 def _whole_units(seconds: float, unit: float) -> int:
@@ -57,6 +71,7 @@ def billed_lifetimes(deployments: Iterable[Deployment], now: float) -> list[Bill
                 created_at=deployment.created_at,
                 deleted_at=ended,
                 hosted_seconds=max(0.0, end - deployment.created_at),
+                billed=bills_hosting(deployment.spec),
             )
         )
     return lifetimes
@@ -83,12 +98,15 @@ def billing_report(
                 "deleted": None if item.deleted_at is None else iso_timestamp(item.deleted_at),
                 "deleted_epoch": item.deleted_at,
                 "hosted_seconds": item.hosted_seconds,
+                "billed": item.billed,
                 "billed_minutes": item.billed_minutes,
                 "billed_hours": item.billed_hours,
             }
             for item in lifetimes
         ],
+        # Every lifetime, billed or not; the fee follows billed_hosted_seconds.
         "total_hosted_seconds": sum(item.hosted_seconds for item in lifetimes),
+        "billed_hosted_seconds": sum(item.hosted_seconds for item in lifetimes if item.billed),
         "per_minute": {
             "billed_minutes": billed_minutes,
             "cost": round(billed_minutes * hourly_rate / 60.0, 6),

@@ -5,11 +5,17 @@ estimates before the model runs): ceil(total characters of all message text / 4)
 message. A request's rate-limit cost is that estimate plus `max_tokens` (or
 `max_completion_tokens`, or the configured default when neither is given).
 
+Limits, checked before the rate limiter as Azure does: a `max_tokens` above the model's maximum
+output is refused (`invalid_value`), and so is a prompt estimate plus an explicit `max_tokens`
+above the context window (`context_length_exceeded`, in OpenAI's wording).
+
 Answers are deterministic functions of the request: a digest of the messages names the answer
-(`sim-answer-<8 hex>`), the plain-text answer echoes the first 80 characters of the last user
-message, and the completion length is min(max_tokens, 16 + digest % 48) tokens.
-`response_format` json_object yields `{"answer", "digest"}`; json_schema yields a document
-built from the schema (every property, first enum value, one array item), so it validates.
+(`sim-answer-<8 hex>`) and the plain-text answer echoes the first 80 characters of the last user
+message. `response_format` json_object yields `{"answer", "digest"}`; json_schema yields a
+document built from the schema (every property, first enum value, one array item), so it
+validates. The answer's length in tokens is measured like prompts (ceil(characters / 4)); an
+answer longer than `max_tokens` is cut to `max_tokens` x 4 characters - cut JSON for the JSON
+formats, as Azure returns it - and reports `finish_reason` "length" instead of "stop".
 A message containing `SIMULATOR:REFUSE` trips the simulated content filter.
 """
 
@@ -23,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from simulator.errors import ApiError, invalid_request
+from simulator.jsonbody import BodyNotJson, decode_body
 
 REFUSE_MARKER = "SIMULATOR:REFUSE"
 TOKENS_PER_MESSAGE = 4
@@ -33,6 +40,18 @@ _MAX_SCHEMA_DEPTH = 12
 # Caps so a hostile schema (minItems: 10**9) cannot make the simulator build a huge answer.
 _MAX_GENERATED_ITEMS = 50
 _MAX_GENERATED_STRING = 10_000
+# Caps on a whole generated document. A schema whose properties refer back to the root
+# (`"$ref": "#"`) multiplies at every level, so per-keyword caps alone still allow answers of
+# hundreds of megabytes; past these budgets the schema is refused with a 400 instead.
+MAX_GENERATED_VALUES = 10_000
+MAX_GENERATED_CHARACTERS = 1_000_000
+NOT_JSON_MESSAGE = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you "
+    "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+    "but what was sent was not valid JSON.)"
+)
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,8 @@ class ChatRequest:
     messages: list[dict[str, Any]]
     max_tokens: int
     response_format: dict[str, Any] | None
+    # Whether the client set max_tokens: only then does it count against the context window.
+    max_tokens_requested: bool = False
 
     @property
     def prompt_tokens(self) -> int:
@@ -58,6 +79,7 @@ class ChatAnswer:
     digest: str
     prompt_tokens: int
     completion_tokens: int
+    finish_reason: str = FINISH_STOP
 
 
 def message_text(message: Mapping[str, Any]) -> str:
@@ -74,32 +96,50 @@ def message_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
+def text_tokens(text: str) -> int:
+    """The simulator's token measure of a text: ceil(characters / 4)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
 def estimate_prompt_tokens(messages: list[dict[str, Any]]) -> int:
     characters = sum(len(message_text(message)) for message in messages)
     return math.ceil(characters / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
 
 
-def parse_chat_request(raw_body: bytes, default_max_tokens: int) -> ChatRequest:
-    """Validate a request body the way Azure OpenAI does; raise its 400 answers."""
+def parse_chat_request(
+    raw_body: bytes, default_max_tokens: int, max_output_tokens: int | None = None
+) -> ChatRequest:
+    """Validate a request body the way Azure OpenAI does; raise its 400 answers.
+
+    `max_output_tokens` is the model's largest completion; a larger explicit max_tokens is
+    refused (None: no such limit).
+    """
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_request(
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            "but what was sent was not valid JSON.)",
-            None,
-        ) from None
+        body = decode_body(raw_body)
+    except BodyNotJson:
+        # NaN, Infinity, 1e999 and absurd nesting are not JSON to Azure's parser either.
+        raise invalid_request(NOT_JSON_MESSAGE, None) from None
     if not isinstance(body, dict):
         raise invalid_request(f"{_short(body)} is not of type 'object'", None)
     messages = _validate_messages(body)
-    max_tokens = _validate_max_tokens(body, default_max_tokens)
+    max_tokens, max_tokens_param = _validate_max_tokens(body, default_max_tokens)
+    if (
+        max_tokens_param is not None
+        and max_output_tokens is not None
+        and max_tokens > max_output_tokens
+    ):
+        raise max_tokens_too_large_error(max_tokens_param, max_tokens, max_output_tokens)
     response_format = _validate_response_format(body.get("response_format"))
     if body.get("stream"):
         raise invalid_request(
             "Streaming is not supported by the local simulator; send stream=false.", "stream"
         )
-    return ChatRequest(messages=messages, max_tokens=max_tokens, response_format=response_format)
+    return ChatRequest(
+        messages=messages,
+        max_tokens=max_tokens,
+        response_format=response_format,
+        max_tokens_requested=max_tokens_param is not None,
+    )
 
 
 def _short(value: Any) -> str:
@@ -142,7 +182,10 @@ def _validate_messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-def _validate_max_tokens(body: Mapping[str, Any], default_max_tokens: int) -> int:
+def _validate_max_tokens(
+    body: Mapping[str, Any], default_max_tokens: int
+) -> tuple[int, str | None]:
+    """The completion limit and the parameter that set it (None: the default applies)."""
     for key in ("max_completion_tokens", "max_tokens"):
         value = body.get(key)
         if value is None:
@@ -151,8 +194,8 @@ def _validate_max_tokens(body: Mapping[str, Any], default_max_tokens: int) -> in
             raise invalid_request(f"{_short(value)} is not of type 'integer' - '{key}'", key)
         if value < 1:
             raise invalid_request(f"{value} is less than the minimum of 1 - '{key}'", key)
-        return value
-    return default_max_tokens
+        return value, key
+    return default_max_tokens, None
 
 
 def _validate_response_format(value: Any) -> dict[str, Any] | None:
@@ -188,15 +231,63 @@ def _validate_response_format(value: Any) -> dict[str, Any] | None:
                 "response_format.json_schema.schema",
                 "invalid_type",
             )
+        # Build the document once now (with a placeholder label of the real label's length),
+        # so a schema too large to answer is a 400 before it costs rate-limit tokens.
+        _schema_document(spec, "sim-answer-00000000")
     return value
 
 
-def context_length_error(prompt_tokens: int, context_tokens: int) -> ApiError:
+def _schema_document(spec: Mapping[str, Any], label: str) -> Any:
+    """The generated document for a json_schema spec; 400 when it exceeds the budget."""
+    schema = spec.get("schema") or {"type": "object"}
+    try:
+        return instance_for_schema(schema, schema, label, budget=GenerationBudget())
+    except SchemaTooLarge as error:
+        raise invalid_request(
+            f"Invalid schema for response_format '{spec.get('name')}': {error}",
+            "response_format",
+        ) from None
+
+
+def context_length_error(
+    prompt_tokens: int, context_tokens: int, completion_tokens: int | None = None
+) -> ApiError:
+    """OpenAI's answer when the prompt (plus an explicit max_tokens) exceeds the context."""
+    if completion_tokens is None:
+        return invalid_request(
+            f"This model's maximum context length is {context_tokens} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            "messages.",
+            "messages",
+            "context_length_exceeded",
+        )
     return invalid_request(
-        f"This model's maximum context length is {context_tokens} tokens. However, your "
-        f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the messages.",
+        f"This model's maximum context length is {context_tokens} tokens. However, you "
+        f"requested {prompt_tokens + completion_tokens} tokens ({prompt_tokens} in the "
+        f"messages, {completion_tokens} in the completion). Please reduce the length of the "
+        "messages or completion.",
         "messages",
         "context_length_exceeded",
+    )
+
+
+def check_context(request: ChatRequest, context_tokens: int) -> None:
+    """Raise `context_length_exceeded` when the request cannot fit the model's context."""
+    prompt_tokens = request.prompt_tokens
+    if request.max_tokens_requested:
+        if prompt_tokens + request.max_tokens > context_tokens:
+            raise context_length_error(prompt_tokens, context_tokens, request.max_tokens)
+    elif prompt_tokens > context_tokens:
+        raise context_length_error(prompt_tokens, context_tokens)
+
+
+def max_tokens_too_large_error(param: str, value: int, max_output_tokens: int) -> ApiError:
+    """OpenAI's answer to a max_tokens above what the model can ever produce."""
+    return invalid_request(
+        f"{param} is too large: {value}. This model supports at most {max_output_tokens} "
+        f"completion tokens, whereas you provided {value}.",
+        param,
+        "invalid_value",
     )
 
 
@@ -243,48 +334,95 @@ def request_digest(request: ChatRequest) -> str:
 
 
 def answer(request: ChatRequest) -> ChatAnswer:
-    """The deterministic answer to a validated request."""
+    """The deterministic answer to a validated request, cut to its max_tokens."""
     digest = request_digest(request)
     label = f"sim-answer-{digest}"
     last_user = next(
         (message_text(m) for m in reversed(request.messages) if m.get("role") == "user"), ""
     )
     echo = last_user[:ECHO_CHARS]
-    completion_tokens = min(request.max_tokens, 16 + int(digest, 16) % 48)
     kind = (request.response_format or {}).get("type", "text")
     if kind == "json_object":
         content = json.dumps({"answer": f"Simulated answer to: {echo}", "digest": label})
     elif kind == "json_schema":
         spec = (request.response_format or {}).get("json_schema") or {}
-        schema = spec.get("schema") or {"type": "object"}
-        content = json.dumps(instance_for_schema(schema, schema, label))
+        content = json.dumps(_schema_document(spec, label), allow_nan=False)
     else:
         content = f"Simulated answer {label}. You said: {echo}"
+    finish_reason = FINISH_STOP
+    if text_tokens(content) > request.max_tokens:
+        # The model stops mid-answer at max_tokens; JSON answers come back as cut JSON.
+        content = content[: request.max_tokens * CHARS_PER_TOKEN]
+        finish_reason = FINISH_LENGTH
     return ChatAnswer(
         content=content,
         digest=label,
         prompt_tokens=request.prompt_tokens,
-        completion_tokens=completion_tokens,
+        completion_tokens=text_tokens(content),
+        finish_reason=finish_reason,
     )
 
 
-def instance_for_schema(schema: Any, root: Mapping[str, Any], label: str, depth: int = 0) -> Any:
-    """A deterministic JSON value that validates against `schema` (common keywords only)."""
+class SchemaTooLarge(ValueError):
+    """The document a schema asks for exceeds the generation budget."""
+
+
+class GenerationBudget:
+    """Counts the values and characters of a document being generated; raises past the caps."""
+
+    def __init__(
+        self,
+        max_values: int = MAX_GENERATED_VALUES,
+        max_characters: int = MAX_GENERATED_CHARACTERS,
+    ) -> None:
+        self.max_values = max_values
+        self.max_characters = max_characters
+        self.values = 0
+        self.characters = 0
+
+    def spend(self, characters: int) -> None:
+        """Account for one more value of about `characters` characters of JSON."""
+        self.values += 1
+        self.characters += characters
+        if self.values > self.max_values or self.characters > self.max_characters:
+            raise SchemaTooLarge(
+                f"the document it describes has more than {self.max_values} values or "
+                f"{self.max_characters} characters (does a property refer back to an "
+                "enclosing schema without limit?)"
+            )
+
+
+def instance_for_schema(
+    schema: Any,
+    root: Mapping[str, Any],
+    label: str,
+    depth: int = 0,
+    budget: GenerationBudget | None = None,
+) -> Any:
+    """A deterministic JSON value that validates against `schema` (common keywords only).
+
+    Raises `SchemaTooLarge` when the value would exceed `budget` (a fresh default budget when
+    none is given), so a self-referencing schema cannot make the answer grow without bound.
+    """
+    if budget is None:
+        budget = GenerationBudget()
     if depth > _MAX_SCHEMA_DEPTH or not isinstance(schema, Mapping):
+        budget.spend(4)  # null
         return None
     if "$ref" in schema:
-        return instance_for_schema(_resolve_ref(schema["$ref"], root), root, label, depth + 1)
+        resolved = _resolve_ref(schema["$ref"], root)
+        return instance_for_schema(resolved, root, label, depth + 1, budget)
     if "const" in schema:
-        return schema["const"]
+        return _spend_literal(schema["const"], budget)
     if isinstance(schema.get("enum"), list) and schema["enum"]:
-        return schema["enum"][0]
+        return _spend_literal(schema["enum"][0], budget)
     for combinator in ("anyOf", "oneOf", "allOf"):
         options = schema.get(combinator)
         if isinstance(options, list) and options:
             non_null = [
                 o for o in options if not (isinstance(o, Mapping) and o.get("type") == "null")
             ]
-            return instance_for_schema((non_null or options)[0], root, label, depth + 1)
+            return instance_for_schema((non_null or options)[0], root, label, depth + 1, budget)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -292,9 +430,14 @@ def instance_for_schema(schema: Any, root: Mapping[str, Any], label: str, depth:
         kind = "object" if "properties" in schema else "string"
     if kind == "object":
         properties = schema.get("properties") or {}
-        return {
-            key: instance_for_schema(sub, root, label, depth + 1) for key, sub in properties.items()
-        }
+        if not isinstance(properties, Mapping):
+            properties = {}
+        budget.spend(2)
+        document: dict[str, Any] = {}
+        for key, sub in properties.items():
+            budget.spend(len(str(key)) + 4)  # the key, its quotes, colon and separator
+            document[key] = instance_for_schema(sub, root, label, depth + 1, budget)
+        return document
     if kind == "array":
         minimum = _whole_keyword(schema, "minItems", 1)
         maximum = _whole_keyword(schema, "maxItems", None)
@@ -302,14 +445,29 @@ def instance_for_schema(schema: Any, root: Mapping[str, Any], label: str, depth:
         if maximum is not None:
             count = min(count, maximum)
         item_schema = schema.get("items", {"type": "string"})
-        return [instance_for_schema(item_schema, root, label, depth + 1) for _ in range(count)]
+        budget.spend(2 + count)
+        return [
+            instance_for_schema(item_schema, root, label, depth + 1, budget) for _ in range(count)
+        ]
     if kind in ("integer", "number"):
-        return _number_for_schema(schema, integer=kind == "integer")
+        number = _number_for_schema(schema, integer=kind == "integer")
+        budget.spend(len(str(number)))
+        return number
     if kind == "boolean":
+        budget.spend(4)
         return True
     if kind == "null":
+        budget.spend(4)
         return None
-    return _string_for_schema(schema, label)
+    text = _string_for_schema(schema, label)
+    budget.spend(len(text) + 2)
+    return text
+
+
+def _spend_literal(value: Any, budget: GenerationBudget) -> Any:
+    """A const/enum value taken from the request as is: it costs its own JSON length."""
+    budget.spend(len(json.dumps(value)))
+    return value
 
 
 def _resolve_ref(reference: Any, root: Mapping[str, Any]) -> Any:

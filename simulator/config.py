@@ -4,6 +4,12 @@ Every flag `--some-name` can also come from `SIM_SOME_NAME`; a flag given on the
 wins over the environment, which wins over the default. Timing, quota, latency and context
 settings can be changed while running through `POST /admin/config` (`apply_runtime_changes`);
 identity settings (account names, key, port) are fixed for the life of the process.
+
+Every numeric setting must be finite and within bounds, from the command line as from the admin
+API: a NaN time scale or an infinite quota poisons every later computation, and a huge time scale
+or duration pushes simulated instants past the years `datetime` can represent (the largest
+time scale, 10^6, still leaves about 70 real hours before simulated time reaches year 9999).
+A bad value at start-up is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -11,11 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,7 @@ class SimulatorConfig:
     base_latency_ms: float = 5.0
     context_tokens: int = 128_000
     default_max_tokens: int = 1024
+    max_output_tokens: int = 32_768
     seed: int = 0
     log_level: str = "INFO"
 
@@ -77,6 +85,7 @@ RUNTIME_SETTABLE = frozenset(
         "base_latency_ms",
         "context_tokens",
         "default_max_tokens",
+        "max_output_tokens",
     }
 )
 
@@ -85,24 +94,34 @@ class ConfigError(ValueError):
     """A setting was unknown, not changeable at runtime, or had a bad value."""
 
 
-# Lower bounds per runtime setting: (minimum, minimum is exclusive).
-_INT_SETTINGS: dict[str, int] = {
-    "quota_capacity": 0,
-    "max_fine_tuned_deployments": 0,
-    "context_tokens": 1,
-    "default_max_tokens": 1,
+MAX_TIME_SCALE = 1e6
+# Below this, converting a simulated wait to real seconds can overflow to infinity.
+MIN_TIME_SCALE = 1e-3
+# About 31 years: a simulated instant plus any duration stays far inside datetime's range.
+MAX_SIM_SECONDS = 1e9
+MAX_TOKENS_SETTING = 100_000_000
+
+# Bounds per runtime setting: (minimum, maximum), both inclusive.
+_INT_SETTINGS: dict[str, tuple[int, int]] = {
+    "quota_capacity": (0, 1_000_000_000),
+    "max_fine_tuned_deployments": (0, 1_000_000),
+    "context_tokens": (1, MAX_TOKENS_SETTING),
+    "default_max_tokens": (1, MAX_TOKENS_SETTING),
+    "max_output_tokens": (1, MAX_TOKENS_SETTING),
 }
-_FLOAT_SETTINGS: dict[str, tuple[float, bool]] = {
-    "time_scale": (0.0, True),
-    "provisioning_seconds": (0.0, False),
-    "accepted_seconds": (0.0, False),
-    "warmup_seconds": (0.0, False),
-    "deletion_seconds": (0.0, False),
-    "recreate_cooldown_seconds": (0.0, False),
-    "poll_retry_after_seconds": (0.0, False),
-    "hourly_rate": (0.0, False),
-    "token_latency_ms": (0.0, False),
-    "base_latency_ms": (0.0, False),
+# (minimum, minimum is exclusive, maximum inclusive).
+_FLOAT_SETTINGS: dict[str, tuple[float, bool, float]] = {
+    "time_scale": (0.0, True, MAX_TIME_SCALE),
+    "provisioning_seconds": (0.0, False, MAX_SIM_SECONDS),
+    "accepted_seconds": (0.0, False, MAX_SIM_SECONDS),
+    "warmup_seconds": (0.0, False, MAX_SIM_SECONDS),
+    "deletion_seconds": (0.0, False, MAX_SIM_SECONDS),
+    "recreate_cooldown_seconds": (0.0, False, MAX_SIM_SECONDS),
+    "poll_retry_after_seconds": (0.0, False, MAX_SIM_SECONDS),
+    "hourly_rate": (0.0, False, 1e6),
+    # Real milliseconds: a request must still be answered within a client's patience.
+    "token_latency_ms": (0.0, False, 10_000.0),
+    "base_latency_ms": (0.0, False, 600_000.0),
 }
 
 
@@ -117,17 +136,26 @@ def validate_runtime_changes(config: SimulatorConfig, changes: Mapping[str, Any]
             raise ConfigError(f"setting '{key}' cannot be changed while the simulator runs")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"setting '{key}' must be a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"setting '{key}' must be a finite number, got {value!r}")
         if key in _INT_SETTINGS:
-            if float(value) != int(value):
+            low, high = _INT_SETTINGS[key]
+            if isinstance(value, float) and not value.is_integer():
                 raise ConfigError(f"setting '{key}' must be a whole number, got {value!r}")
-            if int(value) < _INT_SETTINGS[key]:
-                raise ConfigError(f"setting '{key}' must be at least {_INT_SETTINGS[key]}")
+            if int(value) < low:
+                raise ConfigError(f"setting '{key}' must be at least {low}")
+            if int(value) > high:
+                raise ConfigError(f"setting '{key}' must be at most {high}")
             coerced[key] = int(value)
         else:
-            minimum, exclusive = _FLOAT_SETTINGS[key]
+            minimum, exclusive, maximum = _FLOAT_SETTINGS[key]
             if value < minimum or (exclusive and value == minimum):
                 relation = "greater than" if exclusive else "at least"
                 raise ConfigError(f"setting '{key}' must be {relation} {minimum:g}")
+            if value > maximum:
+                raise ConfigError(f"setting '{key}' must be at most {maximum:g}")
+            if key == "time_scale" and value < MIN_TIME_SCALE:
+                raise ConfigError(f"setting 'time_scale' must be at least {MIN_TIME_SCALE:g}")
             coerced[key] = float(value)
     return coerced
 
@@ -136,10 +164,17 @@ def _env_default(name: str, fallback: Any) -> Any:
     return os.environ.get(ENV_PREFIX + name.upper(), fallback)
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (no usage dump), status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_argument_parser() -> argparse.ArgumentParser:
     """Flags for `python -m simulator`; each default can come from `SIM_<NAME>`."""
     defaults = SimulatorConfig()
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="python -m simulator",
         description="Local Azure simulator: Cognitive Services management plane and Azure "
         "OpenAI data plane over HTTPS. Every flag can also be set as SIM_<FLAG_NAME>.",
@@ -177,6 +212,7 @@ def build_argument_parser() -> argparse.ArgumentParser:
     add("base_latency_ms", float, "real milliseconds of latency per chat request")
     add("context_tokens", int, "model context window in tokens")
     add("default_max_tokens", int, "max_tokens assumed when a request gives none")
+    add("max_output_tokens", int, "largest max_tokens the model accepts (its maxOutputToken)")
     add("seed", int, "seed for fault-rate randomness")
     add("log_level", str, "logging level")
     return parser

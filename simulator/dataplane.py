@@ -67,7 +67,7 @@ def chat_completion_body(result: ChatResult) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "finish_reason": "stop",
+                "finish_reason": answer.finish_reason,
                 "logprobs": None,
                 "message": {"role": "assistant", "content": answer.content, "refusal": None},
                 "content_filter_results": _CONTENT_FILTER_RESULTS,

@@ -9,6 +9,11 @@ deterministic and unit-testable with a hand-moved clock.
 A `Deployment` object is one lifecycle: from the PUT that created it to the moment it was
 deleted, vanished, or replaced by a re-create after Failed. The store keeps every lifecycle
 ever started so the billing meter can account for all of them.
+
+Deployment names are case-insensitive, as ARM resource names are: `FT1` finds, updates or
+deletes `ft1`, and the resource keeps the spelling it was created with. Quota is counted per
+SKU (deployment type) and base model, the unit Azure's quota is kept in; a fine-tuned model
+`<base>.ft-<id>` draws on its base model's quota.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from enum import StrEnum
 
 from simulator.config import SimulatorConfig
 from simulator.errors import ApiError, arm_error
+from simulator.jsonbody import BodyNotJson, decode_body
 from simulator.ratelimit import SlidingWindowRateLimiter
 
 logger = logging.getLogger(__name__)
@@ -70,6 +76,20 @@ class DeploymentSpec:
     @property
     def is_fine_tuned(self) -> bool:
         return FINE_TUNED_MARKER in self.model_name
+
+    @property
+    def base_model(self) -> str:
+        """The model whose quota this deployment uses: `base` for `base.ft-<id>`."""
+        return base_model_name(self.model_name)
+
+
+def base_model_name(model_name: str) -> str:
+    return model_name.split(FINE_TUNED_MARKER, 1)[0]
+
+
+def name_key(name: str) -> str:
+    """The key a deployment name is looked up by: ARM resource names ignore case."""
+    return name.lower()
 
 
 @dataclass
@@ -166,18 +186,18 @@ class DeploymentStore:
 
     def settle(self, now: float) -> None:
         """Drop lifecycles that have ended by `now`; a finished delete starts the cooldown."""
-        for name, deployment in list(self._active.items()):
+        for key, deployment in list(self._active.items()):
             ended = deployment.ended_at(now)
             if ended is None:
                 continue
-            del self._active[name]
+            del self._active[key]
             if deployment.deletion_ends_at is not None and deployment.deletion_ends_at == ended:
-                self._name_free_at[name] = ended + deployment.cooldown_seconds
-            logger.info("deployment %s is gone (ended at sim %.1f)", name, ended)
+                self._name_free_at[key] = ended + deployment.cooldown_seconds
+            logger.info("deployment %s is gone (ended at sim %.1f)", deployment.name, ended)
 
     def find(self, name: str, now: float) -> Deployment | None:
         self.settle(now)
-        return self._active.get(name)
+        return self._active.get(name_key(name))
 
     def get(self, name: str, now: float) -> Deployment:
         deployment = self.find(name, now)
@@ -215,13 +235,14 @@ class DeploymentStore:
                 raise arm_error(
                     409,
                     "Conflict",
-                    f"Cannot modify deployment '{name}': another operation is in progress on it "
-                    f"(provisioningState {state}). Wait for that operation to complete.",
+                    f"Cannot modify deployment '{existing.name}': another operation is in "
+                    f"progress on it (provisioningState {state}). Wait for that operation to "
+                    "complete.",
                 )
             if state is ProvisioningState.SUCCEEDED:
                 return PutOutcome(self._update_in_place(existing, spec, now), created=False)
         else:
-            free_at = self._name_free_at.get(name)
+            free_at = self._name_free_at.get(name_key(name))
             if free_at is not None and now < free_at:
                 raise arm_error(
                     409,
@@ -234,7 +255,7 @@ class DeploymentStore:
         if existing is not None:
             # Re-creating over a Failed deployment replaces that resource.
             existing.replaced_at = now
-            del self._active[name]
+            del self._active[name_key(name)]
         return PutOutcome(self._start_creation(name, spec, now), created=True)
 
     def delete(self, name: str, now: float) -> Deployment | None:
@@ -259,7 +280,7 @@ class DeploymentStore:
         """Remove a deployment at once, as if Azure deleted it behind the client's back."""
         deployment = self.get(name, now)
         deployment.vanished_at = now
-        del self._active[name]
+        del self._active[name_key(name)]
         return deployment
 
     def set_capacity(self, name: str, capacity: int, now: float) -> Deployment:
@@ -291,10 +312,10 @@ class DeploymentStore:
             modified_at=now,
             etag=new_etag(),
         )
-        self._active[name] = deployment
+        self._active[name_key(name)] = deployment
         self._history.append(deployment)
         self._operations[deployment.create_operation_id] = (OperationKind.CREATE, deployment)
-        self._name_free_at.pop(name, None)
+        self._name_free_at.pop(name_key(name), None)
         logger.info("deployment %s accepted (model %s)", name, spec.model_name)
         return deployment
 
@@ -319,7 +340,11 @@ class DeploymentStore:
         if not spec.is_fine_tuned:
             return
         limit = self._config.max_fine_tuned_deployments
-        others = [d for d in self.list_active(now) if d.name != name and d.spec.is_fine_tuned]
+        others = [
+            d
+            for d in self.list_active(now)
+            if name_key(d.name) != name_key(name) and d.spec.is_fine_tuned
+        ]
         if len(others) >= limit:
             raise arm_error(
                 400,
@@ -333,17 +358,18 @@ class DeploymentStore:
         self, name: str, spec: DeploymentSpec, existing: Deployment | None, now: float
     ) -> None:
         limit = self._config.quota_capacity
-        same_sku = [d for d in self.list_active(now) if d.spec.sku_name == spec.sku_name]
-        used = sum(d.spec.capacity for d in same_sku)
+        quota_key = _quota_key(spec)
+        same_quota = [d for d in self.list_active(now) if _quota_key(d.spec) == quota_key]
+        used = sum(d.spec.capacity for d in same_quota)
         already_held = (
             existing.spec.capacity
-            if existing is not None and existing.spec.sku_name == spec.sku_name
+            if existing is not None and _quota_key(existing.spec) == quota_key
             else 0
         )
         required = spec.capacity - already_held
         available = max(0, limit - used)
         if required > available:
-            quota_name = f"OpenAI.{spec.sku_name}.{spec.model_name}"
+            quota_name = f"OpenAI.{spec.sku_name}.{spec.base_model}"
             raise arm_error(
                 400,
                 "InsufficientQuota",
@@ -358,6 +384,11 @@ class DeploymentStore:
             "DeploymentNotFound",
             f"The deployment '{name}' of account '{self._config.account}' was not found.",
         )
+
+
+def _quota_key(spec: DeploymentSpec) -> tuple[str, str]:
+    """What a deployment's capacity is counted against: its SKU and its base model."""
+    return spec.sku_name, spec.base_model
 
 
 def validate_deployment_name(name: str) -> None:
@@ -438,8 +469,8 @@ def _delete_operation_view(operation_id: str, deployment: Deployment, now: float
 def parse_deployment_spec(raw_body: bytes) -> DeploymentSpec:
     """Validate a PUT body the way ARM does; raise its 400 answers naming the bad field."""
     try:
-        body = json.loads(raw_body) if raw_body.strip() else None
-    except (ValueError, UnicodeDecodeError) as error:
+        body = decode_body(raw_body) if raw_body.strip() else None
+    except BodyNotJson as error:
         raise arm_error(
             400,
             "InvalidRequestContent",
@@ -482,18 +513,38 @@ def parse_deployment_spec(raw_body: bytes) -> DeploymentSpec:
                 f"properties.model.{field_name}",
                 f"The 'properties.model.{field_name}' property is required.",
             )
-    version = model.get("version") or "1"
-    tags = body.get("tags") or {}
+    version = model.get("version")
+    if version is None:
+        version = "1"
+    elif not isinstance(version, str) or not version:
+        raise _invalid_property(
+            "properties.model.version",
+            f"The 'properties.model.version' property must be a non-empty string, got "
+            f"{_json_excerpt(version)}.",
+        )
+    # Only an absent or null `tags` means "no tags"; [] or "" is a malformed request.
+    tags = body.get("tags")
+    if tags is None:
+        tags = {}
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise _invalid_property("tags", "The 'tags' property must map names to string values.")
+        raise _invalid_property(
+            "tags",
+            f"The 'tags' property must be an object mapping names to string values, got "
+            f"{_json_excerpt(tags)}.",
+        )
     return DeploymentSpec(
         sku_name=sku_name,
         capacity=capacity,
         model_format=model["format"],
         model_name=model["name"],
-        model_version=str(version),
+        model_version=version,
         tags=dict(tags),
     )
+
+
+def _json_excerpt(value: object) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _invalid_property(field_name: str, message: str) -> ApiError:

@@ -9,7 +9,6 @@ answered with a 500 Azure body - never a stack trace.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,6 +18,7 @@ from aiohttp import web
 
 from simulator.errors import ApiError, server_error
 from simulator.faults import Plane
+from simulator.jsonbody import BodyNotJson, decode_body, encode
 from simulator.state import SimulatorState
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def json_answer(
 ) -> web.Response:
     return web.Response(
         status=status,
-        text=json.dumps(payload),
+        # NaN or Infinity would make the answer invalid JSON; refusing is a logged 500.
+        text=encode(payload),
         content_type="application/json",
         headers=dict(headers or {}),
     )
@@ -123,10 +124,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = decode_body(raw)
+    except BodyNotJson as error:
         raise ApiError(
-            400, {"error": {"code": "BadRequest", "message": "body is not JSON"}}
+            400, {"error": {"code": "BadRequest", "message": f"body is not JSON: {error}"}}
         ) from None
     if not isinstance(body, dict):
         raise ApiError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 PROVIDER = "Microsoft.CognitiveServices"
 DEPLOYMENT_TYPE = f"{PROVIDER}/accounts/deployments"
-_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# The stable api-versions of Microsoft.CognitiveServices deployments the simulator serves:
+# 2025-09-01 is what azure-mgmt-cognitiveservices 14.1 sends by default. ARM refuses any other
+# version of the resource type, so a typo here fails locally as it would in Azure.
 KNOWN_API_VERSIONS = ("2023-05-01", "2024-10-01", "2025-06-01", "2025-09-01")
 
 
@@ -121,7 +122,7 @@ def _api_version(request: web.Request) -> str:
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         )
-    if not _API_VERSION.match(version):
+    if version not in KNOWN_API_VERSIONS:
         raise arm_error(
             400,
             "InvalidApiVersionParameter",
@@ -194,7 +195,7 @@ def deployment_view(state: SimulatorState, deployment: Deployment) -> dict[str, 
             "capabilities": {
                 "chatCompletion": "true",
                 "maxContextToken": str(config.context_tokens),
-                "maxOutputToken": str(config.default_max_tokens),
+                "maxOutputToken": str(config.max_output_tokens),
             },
             "rateLimits": [
                 {"key": "request", "renewalPeriod": 10, "count": request_limit(spec.capacity)},

@@ -35,6 +35,9 @@ EXIT_OK = 0
 EXIT_CANNOT_LISTEN = 2
 EXIT_CANNOT_START = 2
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# aiohttp's default of 8190 bytes per header line answers a longer header (a large bearer
+# token, say) with a plain-text 400 before any Azure-shaped handling can run.
+MAX_HEADER_BYTES = 64 * 1024
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
 
 
@@ -75,7 +78,8 @@ def _ready_line(config: SimulatorConfig, port: int, ca_path: Path) -> str:
             "api_key": config.api_key,
             "location": config.location,
             "time_scale": config.time_scale,
-        }
+        },
+        allow_nan=False,
     )
 
 
@@ -91,7 +95,13 @@ async def serve(config: SimulatorConfig) -> int:
         )
         return EXIT_CANNOT_START
     state = SimulatorState(config, ScaledClock(config.time_scale))
-    runner = web.AppRunner(create_app(state), access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        create_app(state),
+        access_log=None,
+        shutdown_timeout=2.0,
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_context)
     try:

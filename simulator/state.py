@@ -164,11 +164,13 @@ class SimulatorState:
         if deployment is None or not deployment.is_serving(now):
             raise gateway_error(404, "DeploymentNotFound", DEPLOYMENT_NOT_FOUND_MESSAGE)
         capacity = deployment.spec.capacity
+        config = self.config
         try:
-            request = chat.parse_chat_request(raw_body, self.config.default_max_tokens)
-            prompt_tokens = request.prompt_tokens
-            if prompt_tokens > self.config.context_tokens:
-                raise chat.context_length_error(prompt_tokens, self.config.context_tokens)
+            request = chat.parse_chat_request(
+                raw_body, config.default_max_tokens, config.max_output_tokens
+            )
+            # Refused before the rate limiter, so an impossible request costs no quota.
+            chat.check_context(request, config.context_tokens)
         except ApiError as error:
             error.headers.update(self.rate_headers(deployment))
             raise

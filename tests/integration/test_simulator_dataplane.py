@@ -69,6 +69,13 @@ def ask(client: openai.AzureOpenAI, name: str, content: str = "Hello", **kwargs:
     )
 
 
+def error_message(error: openai.APIStatusError) -> str:
+    """The `message` of an OpenAI-shaped error body, as Azure sent it."""
+    body = error.body
+    assert isinstance(body, dict)
+    return str(body["message"])
+
+
 def chat_url(sim: RunningSimulator, name: str) -> str:
     return f"{sim.base_url}/openai/deployments/{name}/chat/completions"
 
@@ -134,7 +141,7 @@ def test_a_successful_answer_is_deterministic_with_usage_and_headers(
     assert usage is not None
     characters = len("You are a contract assistant.") + len(question)
     assert usage.prompt_tokens == math.ceil(characters / 4) + 2 * 4
-    assert 16 <= usage.completion_tokens < 64
+    assert usage.completion_tokens == math.ceil(len(content) / 4)
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     headers = response.headers
     assert headers["x-ratelimit-remaining-requests"] == "9"
@@ -155,6 +162,44 @@ def test_a_successful_answer_is_deterministic_with_usage_and_headers(
     other = ask(aoai_client, "ft-ok", "A different question", max_tokens=5)
     assert other.choices[0].message.content != content
     assert other.usage is not None and other.usage.completion_tokens == 5
+
+
+def test_an_answer_is_cut_at_max_tokens_with_finish_reason_length(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-cut")
+    whole = ask(aoai_client, "ft-cut", "Tell me about clause 9.", max_tokens=100)
+    text = whole.choices[0].message.content or ""
+    assert whole.choices[0].finish_reason == "stop"
+    assert whole.usage is not None and whole.usage.completion_tokens == math.ceil(len(text) / 4)
+    cut = ask(aoai_client, "ft-cut", "Tell me about clause 9.", max_tokens=4)
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.choices[0].message.content == text[:16]
+    assert cut.usage is not None and cut.usage.completion_tokens == 4
+
+    schema = {
+        "type": "object",
+        "properties": {"summary": {"type": "string", "minLength": 300}},
+        "required": ["summary"],
+        "additionalProperties": False,
+    }
+    response_format: Any = {
+        "type": "json_schema",
+        "json_schema": {"name": "summary", "schema": schema, "strict": True},
+    }
+    fits = ask(aoai_client, "ft-cut", "Summarise.", max_tokens=200, response_format=response_format)
+    assert fits.choices[0].finish_reason == "stop"
+    assert len(json.loads(fits.choices[0].message.content or "")["summary"]) >= 300
+    cut_json = ask(
+        aoai_client, "ft-cut", "Summarise.", max_tokens=30, response_format=response_format
+    )
+    assert cut_json.choices[0].finish_reason == "length"
+    cut_text = cut_json.choices[0].message.content or ""
+    assert len(cut_text) == 120 and cut_text.startswith('{"summary": "sim-answer-')
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut_text)
 
 
 def test_bearer_tokens_are_accepted_and_a_wrong_key_is_401(
@@ -263,8 +308,11 @@ def test_context_length_and_content_filter_errors(
         ask(aoai_client, "ft-bad", "word " * 100, max_tokens=10)
     assert too_long.value.code == "context_length_exceeded"
     assert too_long.value.param == "messages"
-    assert "maximum context length is 100 tokens" in str(too_long.value)
-    assert "resulted in 129 tokens" in str(too_long.value)
+    assert error_message(too_long.value) == (
+        "This model's maximum context length is 100 tokens. However, you requested 139 tokens "
+        "(129 in the messages, 10 in the completion). Please reduce the length of the messages "
+        "or completion."
+    )
     with pytest.raises(openai.BadRequestError) as filtered:
         ask(aoai_client, "ft-bad", "SIMULATOR:REFUSE", max_tokens=10)
     assert filtered.value.code == "content_filter"
@@ -272,6 +320,54 @@ def test_context_length_and_content_filter_errors(
     assert isinstance(body, dict)
     assert body["innererror"]["code"] == "ResponsibleAIPolicyViolation"
     assert "content_filter_result" in body["innererror"]
+
+
+def test_prompt_plus_max_tokens_beyond_the_context_or_output_limit_is_a_400(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-limits", capacity=1)  # 1,000 tokens a minute
+    sim.admin.configure(context_tokens=100)
+    prompt = math.ceil(len("Hello") / 4) + 4
+    assert ask(aoai_client, "ft-limits", max_tokens=100 - prompt).usage is not None
+    with pytest.raises(openai.BadRequestError) as too_long:
+        ask(aoai_client, "ft-limits", max_tokens=100 - prompt + 1)
+    assert too_long.value.code == "context_length_exceeded"
+    assert f"you requested 101 tokens ({prompt} in the messages, 95 in the" in str(too_long.value)
+    sim.admin.configure(context_tokens=128_000)
+    # Far above the model's output limit: a 400 naming the parameter, not a 429 forever.
+    with pytest.raises(openai.BadRequestError) as absurd:
+        ask(aoai_client, "ft-limits", max_tokens=1_000_000)
+    assert (absurd.value.code, absurd.value.param) == ("invalid_value", "max_tokens")
+    assert error_message(absurd.value) == (
+        "max_tokens is too large: 1000000. This model supports at most 32768 completion tokens, "
+        "whereas you provided 1000000."
+    )
+    assert sim.admin.stats()["data"]["throttled"] == 0
+
+
+def test_a_self_referencing_schema_is_a_400_and_the_simulator_stays_responsive(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy(mgmt_client, sim, "ft-tree")
+    # Each level holds 8 copies of the whole schema; unbounded, the answer is 300,000 values.
+    schema = {"type": "object", "properties": {key: {"$ref": "#"} for key in "abcdefgh"}}
+    started = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as refused:
+        ask(
+            aoai_client,
+            "ft-tree",
+            response_format={"type": "json_schema", "json_schema": {"name": "t", "schema": schema}},
+        )
+    assert time.monotonic() - started < 2.0
+    assert refused.value.param == "response_format"
+    body = refused.value.body
+    assert isinstance(body, dict) and body["type"] == "invalid_request_error"
+    assert "Invalid schema for response_format 't'" in body["message"]
+    assert ask(aoai_client, "ft-tree", max_tokens=20).usage is not None
 
 
 def test_malformed_requests_get_azure_answers(
@@ -311,3 +407,20 @@ def test_malformed_requests_get_azure_answers(
     no_version = post(json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode(), {})
     assert no_version.status_code == 404
     assert no_version.json() == {"error": {"code": "404", "message": "Resource not found"}}
+
+    message = b'{"messages": [{"role": "user", "content": "x"}]'
+    schema_with_1e999 = (
+        b', "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": '
+        b'{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1e999}}}}}}'
+    )
+    for hostile in (
+        b'{"messages":' + b"[" * 200_000,  # RecursionError in a naive parser
+        message + schema_with_1e999,  # math.ceil(inf) in a naive answer builder
+        message + b', "temperature": NaN}',
+        message + b', "top_p": -Infinity}',
+    ):
+        refused = post(hostile)
+        assert refused.status_code == 400, hostile[:60]
+        error = refused.json()["error"]
+        assert error["type"] == "invalid_request_error" and error["param"] is None
+        assert error["message"].startswith("We could not parse the JSON body")

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +16,7 @@ from typing import Any
 
 import openai
 import pytest
+import requests
 from aiohttp import test_utils
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
@@ -21,6 +24,7 @@ from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from simulator.admin import SimulatorAdminError
 from simulator.clock import ManualClock
 from simulator.config import SimulatorConfig
+from simulator.faults import ErrorFault, FaultPlan, Plane
 from simulator.process import PROJECT_ROOT, RunningSimulator, start_simulator
 from simulator.server import create_app
 from simulator.state import SimulatorState
@@ -129,6 +133,59 @@ def test_injected_data_plane_errors_are_seen(
     assert ask(aoai_client, "ft-err").usage is not None
 
 
+def test_an_injected_504_has_each_planes_timeout_body(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy_and_warm(mgmt_client, sim, "ft-504s")
+    sim.admin.inject_errors("data", 504, rate=1.0, count=1)
+    with pytest.raises(openai.InternalServerError) as data_timeout:
+        ask(aoai_client, "ft-504s")
+    assert data_timeout.value.status_code == 504
+    assert data_timeout.value.body == {"code": "Timeout", "message": "The operation was timeout."}
+    assert ask(aoai_client, "ft-504s").usage is not None
+
+    sim.admin.inject_errors("management", 504, rate=1.0, count=1)
+    with pytest.raises(HttpResponseError) as arm_timeout:
+        mgmt_client.deployments.get(sim.resource_group, sim.account, "ft-504s", retry_total=0)
+    assert arm_timeout.value.status_code == 504
+    assert arm_timeout.value.error is not None
+    assert arm_timeout.value.error.code == "GatewayTimeout"
+    assert "did not receive a response from 'Microsoft.CognitiveServices'" in str(arm_timeout.value)
+    assert (
+        provisioning_state(mgmt_client.deployments.get(sim.resource_group, sim.account, "ft-504s"))
+        == "Succeeded"
+    )
+
+
+def test_a_seeded_half_rate_with_a_count_fires_reproducibly_and_at_most_count_times(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    seed = sim.admin.config()["seed"]
+
+    def outcomes() -> list[int | None]:
+        sim.admin.clear_faults()  # re-seeds the fault dice
+        sim.admin.inject_errors("management", 503, rate=0.5, count=3)
+        seen: list[int | None] = []
+        for _ in range(12):
+            try:
+                list(mgmt_client.deployments.list(sim.resource_group, sim.account, retry_total=0))
+                seen.append(None)
+            except HttpResponseError as error:
+                assert error.error is not None and error.error.code == "ServiceUnavailable"
+                seen.append(error.status_code)
+        return seen
+
+    first = outcomes()
+    assert first.count(503) == 3  # the count caps a rate that would fire about 6 times in 12
+    assert first == outcomes()  # same seed, same request order: same failures
+    expected = FaultPlan(seed)
+    expected.errors[Plane.MANAGEMENT] = ErrorFault(status=503, rate=0.5, remaining=3)
+    assert first == [expected.draw_error(Plane.MANAGEMENT) for _ in range(12)]
+    assert sim.admin.faults()["errors"]["management"]["remaining"] == 0
+
+
 def test_injected_latency_is_added_to_each_request(
     sim: RunningSimulator,
     mgmt_client: CognitiveServicesManagementClient,
@@ -228,6 +285,57 @@ def test_bad_admin_input_is_refused_with_a_reason(sim: RunningSimulator) -> None
     sim.admin.clear_faults()
     assert sim.admin.faults()["fail_provisionings"] == 0
     assert sim.admin.health()["status"] == "ok"
+
+
+def test_admin_settings_must_be_finite_and_bounded(
+    sim: RunningSimulator,
+    mgmt_client: CognitiveServicesManagementClient,
+    aoai_client: openai.AzureOpenAI,
+) -> None:
+    deploy_and_warm(mgmt_client, sim, "ft-cfg")
+    with pytest.raises(SimulatorAdminError, match="'time_scale' must be at most") as huge:
+        sim.admin.configure(time_scale=1e12)
+    assert huge.value.status == 400
+    with pytest.raises(SimulatorAdminError, match="'provisioning_seconds' must be at most"):
+        sim.admin.configure(provisioning_seconds=1e300)
+    # requests refuses to send NaN or Infinity, so these bodies go raw.
+    hostile = (
+        b'{"hourly_rate": NaN}',
+        b'{"quota_capacity": Infinity}',
+        b'{"time_scale": 1e999}',
+        b"[" * 200_000,
+    )
+    for raw_body in hostile:
+        answer = requests.post(
+            f"{sim.base_url}/admin/config", data=raw_body, verify=str(sim.ca_path), timeout=10
+        )
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "BadRequest"
+        assert answer.json()["error"]["message"].startswith("body is not JSON")
+    # Nothing was applied: the clock, the billing JSON and both planes still work.
+    assert sim.admin.config()["time_scale"] == 600.0
+    billing = requests.get(f"{sim.base_url}/admin/billing", verify=str(sim.ca_path), timeout=10)
+    json.loads(billing.text, parse_constant=lambda name: pytest.fail(f"billing has {name}"))
+    assert ask(aoai_client, "ft-cfg").usage is not None
+    assert mgmt_client.deployments.get(sim.resource_group, sim.account, "ft-cfg").name == "ft-cfg"
+
+
+def test_a_non_finite_sim_variable_is_one_line_and_status_two() -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "simulator", "--port", "0"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "SIM_TIME_SCALE": "nan"},
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert finished.stdout == ""
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "'time_scale' must be a finite number" in lines[0]
+    assert "Traceback" not in finished.stderr
 
 
 def test_sigterm_stops_the_process_with_status_zero(tmp_path: Path) -> None:

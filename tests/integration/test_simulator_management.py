@@ -6,6 +6,7 @@ missing token, a body that is not JSON, and reading LRO headers directly.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -166,6 +167,38 @@ def test_capacity_beyond_quota_raises_insufficient_quota(
     assert zero.value.error is not None and zero.value.error.code == "InvalidCapacity"
 
 
+def test_quota_is_per_base_model_and_names_what_it_counts(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    create(mgmt_client, sim, "mini", deployment_request(model="gpt-4.1-mini.ft-a", capacity=100))
+    other_model = create(
+        mgmt_client, sim, "4o", deployment_request(model="gpt-4o.ft-b", capacity=100)
+    )
+    assert other_model.status() in {"InProgress", "Accepted"}
+    with pytest.raises(HttpResponseError) as refused:
+        create(mgmt_client, sim, "mini-base", deployment_request(model="gpt-4.1-mini", capacity=1))
+    assert refused.value.error is not None and refused.value.error.code == "InsufficientQuota"
+    assert (
+        "The current quota usage is 100 and the quota limit is 100 for quota "
+        "OpenAI.Standard.gpt-4.1-mini." in str(refused.value)
+    )
+
+
+def test_deployment_names_are_case_insensitive_and_keep_their_spelling(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    create(mgmt_client, sim, "ft1", deployment_request(capacity=1)).result()
+    fetched = mgmt_client.deployments.get(sim.resource_group, sim.account, "FT1")
+    assert fetched.name == "ft1" and str(fetched.id).endswith("/deployments/ft1")
+    updated = create(mgmt_client, sim, "FT1", deployment_request(capacity=2)).result()
+    assert updated.name == "ft1" and updated.sku.capacity == 2
+    listed = list(mgmt_client.deployments.list(sim.resource_group, sim.account))
+    assert [(d.name, d.sku and d.sku.capacity) for d in listed] == [("ft1", 2)]
+    mgmt_client.deployments.begin_delete(sim.resource_group, sim.account, "Ft1").result()
+    with pytest.raises(ResourceNotFoundError):
+        mgmt_client.deployments.get(sim.resource_group, sim.account, "ft1")
+
+
 def test_a_sixth_fine_tuned_deployment_is_refused(
     sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
 ) -> None:
@@ -283,6 +316,86 @@ def test_request_errors_have_arm_shapes(sim: RunningSimulator) -> None:
     assert unknown.status_code == 404 and "error" in unknown.json()
 
 
+@pytest.mark.parametrize("version", ["2024-10-01", "2025-06-01", "2025-09-01"])
+def test_known_api_versions_are_served(sim: RunningSimulator, version: str) -> None:
+    assert raw(sim, "GET", arm_url(sim), params={"api-version": version}).status_code == 200
+
+
+@pytest.mark.parametrize("version", ["2020-01-01", "2025-09-02", "2025-09-01-preview"])
+def test_an_unknown_api_version_is_invalid_api_version_parameter(
+    sim: RunningSimulator, version: str
+) -> None:
+    answer = raw(sim, "GET", arm_url(sim), params={"api-version": version})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert set(error) == {"code", "message"}
+    assert error["code"] == "InvalidApiVersionParameter"
+    assert f"'{version}' is invalid" in error["message"] and "2025-09-01" in error["message"]
+
+
+def test_malformed_put_bodies_are_arm_400s(sim: RunningSimulator) -> None:
+    good = deployment_request().serialize()
+
+    def put(data: bytes) -> requests.Response:
+        return raw(
+            sim,
+            "PUT",
+            arm_url(sim, "ft-bad"),
+            params={"api-version": "2025-09-01"},
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
+
+    cases = {
+        "tags list": ({**good, "tags": []}, "InvalidResourceProperties", "'tags'"),
+        "tags string": ({**good, "tags": ""}, "InvalidResourceProperties", "'tags'"),
+        "version object": (
+            {**good, "properties": {"model": {**good["properties"]["model"], "version": {"x": 1}}}},
+            "InvalidResourceProperties",
+            "properties.model.version",
+        ),
+    }
+    for label, (body, code, names) in cases.items():
+        answer = put(json.dumps(body).encode())
+        assert answer.status_code == 400, label
+        assert answer.json()["error"]["code"] == code, label
+        assert names in answer.json()["error"]["message"], label
+    for hostile in (b'{"sku":' + b"[" * 200_000, json.dumps(good).encode()[:-1] + b', "x": NaN}'):
+        answer = put(hostile)
+        assert answer.status_code == 400
+        assert set(answer.json()["error"]) == {"code", "message"}
+        assert answer.json()["error"]["code"] == "InvalidRequestContent"
+    assert (
+        raw(sim, "GET", arm_url(sim, "ft-bad"), params={"api-version": "2025-09-01"}).status_code
+        == 404
+    )
+
+
+def test_a_header_longer_than_8_kib_is_served(sim: RunningSimulator) -> None:
+    # Real Entra tokens with many group claims exceed aiohttp's default 8190-byte header line.
+    token = "x" * 20_000
+    answer = raw(
+        sim,
+        "GET",
+        arm_url(sim),
+        params={"api-version": "2025-09-01"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200
+    assert answer.json() == {"value": []}
+
+
+def test_capabilities_advertise_the_context_and_output_limits(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    result = create(mgmt_client, sim, "ft-caps").result()
+    assert result.properties.capabilities == {
+        "chatCompletion": "true",
+        "maxContextToken": "128000",
+        "maxOutputToken": "32768",
+    }
+
+
 def test_management_requests_are_counted_by_kind(
     sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
 ) -> None:
@@ -318,6 +431,26 @@ def test_billing_follows_the_simulated_clock(
     assert report["per_minute"]["cost"] == pytest.approx(minutes * 1.70 / 60, abs=1e-6)
     assert report["per_started_hour"] == {"billed_hours": 1, "cost": 1.7}
     assert report["hourly_rate"] == 1.7
+
+
+def test_only_fine_tuned_standard_deployments_bill_hosting(
+    sim: RunningSimulator, mgmt_client: CognitiveServicesManagementClient
+) -> None:
+    create(mgmt_client, sim, "ft-std").result()
+    create(mgmt_client, sim, "ft-dev", deployment_request(sku="DeveloperTier")).result()
+    create(mgmt_client, sim, "base", deployment_request(model="gpt-4.1-mini")).result()
+    report = sim.admin.billing()
+    entries = {d["name"]: d for d in report["deployments"]}
+    assert {name: d["billed"] for name, d in entries.items()} == {
+        "ft-std": True,
+        "ft-dev": False,
+        "base": False,
+    }
+    assert entries["ft-dev"]["billed_minutes"] == entries["base"]["billed_minutes"] == 0
+    assert entries["ft-dev"]["hosted_seconds"] > 0  # the lifetime is still reported
+    assert report["per_minute"]["billed_minutes"] == entries["ft-std"]["billed_minutes"]
+    assert report["per_started_hour"] == {"billed_hours": 1, "cost": 1.7}
+    assert report["billed_hosted_seconds"] == pytest.approx(entries["ft-std"]["hosted_seconds"])
 
 
 def test_pollers_resume_from_continuation_tokens(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Any
 
 import pytest
 
 from simulator import chat
-from simulator.billing import billing_report
+from simulator.billing import billed_lifetimes, billing_report
 from simulator.clock import ManualClock, ScaledClock
-from simulator.config import ConfigError, SimulatorConfig
+from simulator.config import ConfigError, SimulatorConfig, parse_config
 from simulator.deployments import (
     OperationStatus,
     ProvisioningState,
@@ -18,6 +20,7 @@ from simulator.deployments import (
 )
 from simulator.errors import ApiError
 from simulator.faults import ErrorFault, FaultPlan, Plane
+from simulator.jsonbody import encode
 from simulator.ratelimit import LimitKind, SlidingWindowRateLimiter, whole_seconds_to_wait
 from simulator.state import DEPLOYMENT_NOT_FOUND_MESSAGE, SimulatorState
 
@@ -28,13 +31,14 @@ def put_body(
     model: str = "gpt-4.1-mini-2025-04-14.ft-0123456789abcdef",
     sku: str = "Standard",
     capacity: int = 1,
-    tags: dict[str, str] | None = None,
+    tags: Any = None,
+    version: Any = "1",
 ) -> bytes:
     return json.dumps(
         {
             "sku": {"name": sku, "capacity": capacity},
-            "properties": {"model": {"format": "OpenAI", "name": model, "version": "1"}},
-            "tags": tags or {},
+            "properties": {"model": {"format": "OpenAI", "name": model, "version": version}},
+            "tags": {} if tags is None else tags,
         }
     ).encode()
 
@@ -228,6 +232,35 @@ def test_capacity_beyond_free_quota_is_insufficient_quota(state: SimulatorState)
     ).outcome.created
 
 
+def test_quota_is_counted_per_sku_and_base_model(state: SimulatorState) -> None:
+    # Quota is per region, subscription, model and deployment type: another model has its own.
+    state.put_deployment("mini", put_body(model="gpt-4.1-mini.ft-a", capacity=100))
+    assert state.put_deployment("4o", put_body(model="gpt-4o.ft-b", capacity=100)).outcome.created
+    # A fine-tuned model draws on its base model's quota, and the message names that quota.
+    with pytest.raises(ApiError) as refused:
+        state.put_deployment("base", put_body(model="gpt-4.1-mini", capacity=1))
+    status, code, message = error_of(refused)
+    assert (status, code) == (400, "InsufficientQuota")
+    assert "in quota OpenAI.Standard.gpt-4.1-mini," in message
+    assert "current quota usage is 100 and the quota limit is 100" in message
+
+
+def test_deployment_names_are_case_insensitive_and_keep_their_spelling(
+    state: SimulatorState, clock: ManualClock
+) -> None:
+    state.put_deployment("ft1", put_body(capacity=1))
+    clock.advance(300)
+    assert state.get_deployment("FT1").name == "ft1"
+    updated = state.put_deployment("FT1", put_body(capacity=2))
+    assert not updated.outcome.created
+    assert [(d.name, d.spec.capacity) for d in state.list_deployments()] == [("ft1", 2)]
+    state.delete_deployment("Ft1")
+    clock.advance(20)
+    with pytest.raises(ApiError) as cooling:
+        state.put_deployment("fT1", put_body())
+    assert error_of(cooling)[:2] == (409, "DeploymentRecentlyDeleted")
+
+
 @pytest.mark.parametrize(
     ("raw", "code", "names"),
     [
@@ -240,6 +273,22 @@ def test_capacity_beyond_free_quota_is_insufficient_quota(state: SimulatorState)
             json.dumps({"sku": {"name": "Standard", "capacity": 1}}).encode(),
             "InvalidResourceProperties",
             "properties.model",
+        ),
+        (put_body(tags=[]), "InvalidResourceProperties", "'tags'"),
+        (put_body(tags=""), "InvalidResourceProperties", "'tags'"),
+        (put_body(tags={"owner": 1}), "InvalidResourceProperties", "'tags'"),
+        (put_body(version={"x": 1}), "InvalidResourceProperties", "properties.model.version"),
+        (put_body(version=1), "InvalidResourceProperties", "properties.model.version"),
+        (b'{"sku": ' + b"[" * 100_000, "InvalidRequestContent", "nested more than 64"),
+        (
+            put_body().replace(b'"tags": {}', b'"tags": {}, "x": NaN'),
+            "InvalidRequestContent",
+            "NaN",
+        ),
+        (
+            put_body().replace(b'"capacity": 1', b'"capacity": 1e999'),
+            "InvalidRequestContent",
+            "1e999",
         ),
     ],
 )
@@ -373,10 +422,52 @@ def test_context_limit_and_content_filter(state: SimulatorState, clock: ManualCl
     assert error["innererror"]["content_filter_result"]["violence"]["filtered"] is True
 
 
+def test_prompt_plus_max_tokens_must_fit_the_context(
+    state: SimulatorState, clock: ManualClock
+) -> None:
+    serving_state(state, clock, capacity=100)
+    state.configure({"context_tokens": 100})
+    prompt = 6 + 4  # ceil(23 / 4) + 4 per message
+    assert state.chat("ft", chat_body(max_tokens=100 - prompt), "2024-10-21").answer
+    with pytest.raises(ApiError) as too_long:
+        state.chat("ft", chat_body(max_completion_tokens=100 - prompt + 1), "2024-10-21")
+    assert too_long.value.body["error"] == {
+        "message": "This model's maximum context length is 100 tokens. However, you requested "
+        "101 tokens (10 in the messages, 91 in the completion). Please reduce the length of the "
+        "messages or completion.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+
+
+def test_max_tokens_above_the_model_output_limit_is_a_400_not_a_429(
+    state: SimulatorState, clock: ManualClock
+) -> None:
+    serving_state(state, clock, capacity=1)  # 1,000 tokens a minute: a 429 if it were admitted
+    assert state.config.max_output_tokens == 32_768
+    with pytest.raises(ApiError) as refused:
+        state.chat("ft", chat_body(max_tokens=1_000_000), "2024-10-21")
+    assert refused.value.status == 400
+    assert refused.value.body["error"] == {
+        "message": "max_tokens is too large: 1000000. This model supports at most 32768 "
+        "completion tokens, whereas you provided 1000000.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "invalid_value",
+    }
+    # Refused before the rate limiter: the window is untouched.
+    assert state.chat("ft", chat_body(max_tokens=10), "2024-10-21").answer
+
+
 @pytest.mark.parametrize(
     ("raw", "param", "fragment"),
     [
         (b"{oops", None, "could not parse the JSON body"),
+        (b'{"messages":' + b"[" * 200_000, None, "could not parse the JSON body"),
+        (chat_body(temperature=float("nan")), None, "could not parse the JSON body"),
+        (chat_body().replace(b"}]", b'}], "top_p": Infinity'), None, "could not parse"),
+        (chat_body(max_tokens=1e999), None, "could not parse the JSON body"),
         (b"{}", "messages", "'messages' is a required property"),
         (json.dumps({"messages": []}).encode(), "messages", "too short"),
         (json.dumps({"messages": "hi"}).encode(), "messages", "not of type 'array'"),
@@ -403,9 +494,67 @@ def test_answers_are_deterministic_and_echo_the_last_user_message() -> None:
     assert first == second
     assert first.content.startswith(f"Simulated answer {first.digest}.")
     assert first.content.endswith("What is clause 7 about?")
-    assert first.completion_tokens == min(20, 16 + int(first.digest[-8:], 16) % 48)
+    assert first.completion_tokens == math.ceil(len(first.content) / 4) <= 20
+    assert first.finish_reason == "stop"
     other = chat.answer(chat.parse_chat_request(chat_body("Something else"), 1024))
     assert other.digest != first.digest
+
+
+def test_an_answer_longer_than_max_tokens_is_cut_and_says_length() -> None:
+    whole = chat.answer(chat.parse_chat_request(chat_body("What is clause 7 about?"), 1024))
+    cut = chat.answer(
+        chat.parse_chat_request(chat_body("What is clause 7 about?", max_tokens=5), 1)
+    )
+    assert (cut.finish_reason, cut.completion_tokens) == ("length", 5)
+    assert cut.content == whole.content[:20]
+    schema = {"type": "object", "properties": {"notes": {"type": "string", "minLength": 400}}}
+    body = chat_body(
+        max_tokens=50,
+        response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": schema}},
+    )
+    cut_json = chat.answer(chat.parse_chat_request(body, 1024))
+    assert (cut_json.finish_reason, cut_json.completion_tokens) == ("length", 50)
+    assert cut_json.content.startswith('{"notes": "sim-answer-') and len(cut_json.content) == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut_json.content)  # cut JSON, as Azure returns it
+
+
+def test_a_self_referencing_schema_is_refused_before_it_grows() -> None:
+    # Every level multiplies by 8; unbounded, this 200-byte schema built 300,000 values (and
+    # with arrays of 50 items, 151 MB). Each level costs two steps of the depth cap of 12.
+    schema = {"type": "object", "properties": {k: {"$ref": "#"} for k in "abcdefgh"}}
+    body = chat_body(
+        response_format={"type": "json_schema", "json_schema": {"name": "tree", "schema": schema}}
+    )
+    started = time.monotonic()
+    with pytest.raises(ApiError) as refused:
+        chat.parse_chat_request(body, 1024)
+    assert time.monotonic() - started < 1.0
+    error = refused.value.body["error"]
+    assert refused.value.status == 400
+    assert (error["type"], error["param"]) == ("invalid_request_error", "response_format")
+    assert error["message"].startswith("Invalid schema for response_format 'tree':")
+    # One self-reference is a linked list: bounded by the depth cap, still answered.
+    chain = {"type": "object", "properties": {"next": {"$ref": "#"}}}
+    linked = chat_body(
+        response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": chain}}
+    )
+    assert json.loads(chat.answer(chat.parse_chat_request(linked, 1024)).content)["next"]
+
+
+def test_a_non_finite_schema_bound_is_a_400_not_an_overflow(
+    state: SimulatorState, clock: ManualClock
+) -> None:
+    serving_state(state, clock, capacity=100)
+    schema = b'{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1e999}}}'
+    body = (
+        b'{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": '
+        b'"json_schema", "json_schema": {"name": "n", "schema": ' + schema + b"}}}"
+    )
+    with pytest.raises(ApiError) as refused:
+        state.chat("ft", body, "2024-10-21")
+    assert refused.value.status == 400
+    assert refused.value.body["error"]["type"] == "invalid_request_error"
 
 
 def test_json_schema_answers_follow_the_schema() -> None:
@@ -462,6 +611,38 @@ def test_billing_rounds_each_lifetime_per_minute_and_per_started_hour(
     assert [d["deleted"] is None for d in report["deployments"]] == [False, True]
 
 
+def test_only_fine_tuned_standard_and_global_standard_deployments_bill_hosting(
+    state: SimulatorState, clock: ManualClock
+) -> None:
+    state.configure({"quota_capacity": 1000})
+    state.put_deployment("std", put_body(model="m.ft-1", sku="Standard"))
+    state.put_deployment("global", put_body(model="m.ft-2", sku="GlobalStandard"))
+    state.put_deployment("dev", put_body(model="m.ft-3", sku="DeveloperTier"))
+    state.put_deployment("ptu", put_body(model="m.ft-4", sku="ProvisionedManaged"))
+    state.put_deployment("base", put_body(model="gpt-4.1-mini", sku="Standard"))
+    clock.advance(90)
+    report = state.billing()
+    assert [(d["name"], d["billed"], d["billed_minutes"]) for d in report["deployments"]] == [
+        ("std", True, 2),
+        ("global", True, 2),
+        ("dev", False, 0),
+        ("ptu", False, 0),
+        ("base", False, 0),
+    ]
+    assert all(d["hosted_seconds"] == 90.0 for d in report["deployments"])
+    assert report["total_hosted_seconds"] == 450.0
+    assert report["billed_hosted_seconds"] == 180.0
+    assert report["per_minute"]["billed_minutes"] == 4
+    assert report["per_started_hour"] == {"billed_hours": 2, "cost": round(2 * 1.70, 6)}
+    assert [item.billed for item in billed_lifetimes(state.store.history(), clock.now())] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
 def test_billing_of_nothing_is_zero() -> None:
     report = billing_report([], START, 1.7)
     assert report["per_minute"] == {"billed_minutes": 0, "cost": 0.0}
@@ -480,6 +661,46 @@ def test_runtime_config_changes_are_validated(state: SimulatorState, clock: Manu
     view = state.configure({"time_scale": 120, "quota_capacity": 7})
     assert view["time_scale"] == 120.0 and view["quota_capacity"] == 7
     assert clock.time_scale == 120.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"time_scale": float("nan")}, "'time_scale' must be a finite number"),
+        ({"time_scale": 1e12}, "'time_scale' must be at most 1e\\+06"),
+        ({"time_scale": 1e-300}, "'time_scale' must be at least 0.001"),
+        ({"quota_capacity": float("inf")}, "'quota_capacity' must be a finite number"),
+        ({"quota_capacity": 10**30}, "'quota_capacity' must be at most"),
+        ({"hourly_rate": float("nan")}, "'hourly_rate' must be a finite number"),
+        ({"provisioning_seconds": 1e300}, "'provisioning_seconds' must be at most"),
+        ({"max_output_tokens": 0}, "'max_output_tokens' must be at least 1"),
+    ],
+)
+def test_runtime_settings_must_be_finite_and_bounded(
+    state: SimulatorState, changes: dict[str, Any], fragment: str
+) -> None:
+    before = state.config.public_view()
+    with pytest.raises(ConfigError, match=fragment):
+        state.configure(changes)
+    assert state.config.public_view() == before
+    encode(state.billing())  # still valid JSON: no NaN crept in
+
+
+def test_a_non_finite_start_up_setting_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIM_TIME_SCALE", "nan")
+    with pytest.raises(SystemExit) as exited:
+        parse_config([])
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert "'time_scale' must be a finite number" in lines[0]
+
+
+def test_answers_refuse_to_encode_non_finite_numbers() -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode({"cost": float("nan")})
 
 
 def test_error_faults_fire_at_their_rate_at_most_count_times() -> None:
