@@ -192,6 +192,7 @@ class ChatClient:
             raise _describe_bad_request(error) from error
         usage = response.usage
         choice = response.choices[0]
+        _check_complete(choice.finish_reason, request)
         return ChatResult(
             content=choice.message.content or "",
             model=response.model,
@@ -243,6 +244,22 @@ class ChatClient:
         if request.response_format is not None:
             kwargs["response_format"] = request.response_format
         return self._client.chat.completions.create(**kwargs)
+
+
+def _check_complete(finish_reason: str | None, request: ChatRequest) -> None:
+    """An answer cut short is not an answer: never pass it on as if it were whole."""
+    if finish_reason == "length":
+        raise RequestRejected(
+            "answer_truncated",
+            f"the model's answer ({request.purpose}) was cut off at max_tokens "
+            f"{request.max_tokens}. Raise the profile's max_output_tokens (longer documents "
+            "are then split into smaller parts) and upload the document again.",
+        )
+    if finish_reason == "content_filter":
+        raise ModelRefusal(
+            f"Azure's content filter withheld the model's answer ({request.purpose}). Review "
+            "the document, or the deployment's content filter policy."
+        )
 
 
 def _describe_bad_request(error: openai.BadRequestError) -> Exception:

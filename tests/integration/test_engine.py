@@ -422,7 +422,7 @@ def exhaust_request_window(services: AppServices) -> None:
     services.chat.complete(
         ChatRequest(
             messages=[{"role": "user", "content": "hello"}],
-            max_tokens=5,
+            max_tokens=50,
             response_format=None,
             temperature=0.0,
             purpose="test",
@@ -462,3 +462,25 @@ def test_a_retry_after_beyond_the_budget_is_not_slept(
     with pytest.raises(InferenceUnavailable, match="1 attempt"):
         exhaust_request_window(services)  # answered 429 with Retry-After of several seconds
     assert sim.admin.stats()["data"]["throttled"] == before["throttled"] + 1
+
+
+def test_an_answer_cut_off_at_max_tokens_is_a_failure_not_a_result(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    terse = json.dumps(
+        {
+            "default": {
+                "system_prompt": "You review contracts.",
+                "user_prompt_template": "{filename}:\n{document}",
+                "max_output_tokens": 3,
+            }
+        }
+    )
+    services = make_services(PROCESSING_PROFILES=terse)
+    outcome = process(services, "doc.txt", CONTRACT.encode())
+    assert outcome.status == "failed"
+    error = output_json(services, "doc.txt.error.json")["error"]
+    assert error["code"] == "answer_truncated"
+    assert "max_output_tokens" in error["reason"]
+    container = services.blob_service.get_container_client(services.settings.output_container)
+    assert [b.name for b in container.list_blobs()] == ["doc.txt.error.json"]
