@@ -416,8 +416,9 @@ class DocumentEngine:
                 record,
                 worker,
                 code,
-                f"gave up after {record.attempts} attempts (MAX_JOB_ATTEMPTS); the last "
-                f"failure: {reason} Upload the document again to retry it.",
+                f"gave up after {record.attempts} attempts (MAX_JOB_ATTEMPTS). The last "
+                f"attempt's failure, which would otherwise have been retried: "
+                f"{reason.rstrip('.')}. Upload the document again to retry it.",
             )
         self._release(record.id, worker, reason)
         raise RetryLater(reason) from cause

@@ -320,11 +320,12 @@ def test_admin_settings_must_be_finite_and_bounded(
     assert mgmt_client.deployments.get(sim.resource_group, sim.account, "ft-cfg").name == "ft-cfg"
 
 
-def test_a_non_finite_sim_variable_is_one_line_and_status_two() -> None:
+def one_line_start_failure(args: list[str], env: dict[str, str] | None = None) -> str:
+    """Run `python -m simulator` expecting it to refuse to start: status 2 and one line."""
     finished = subprocess.run(
-        [sys.executable, "-m", "simulator", "--port", "0"],
+        [sys.executable, "-m", "simulator", *args],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "SIM_TIME_SCALE": "nan"},
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=20,
@@ -332,10 +333,15 @@ def test_a_non_finite_sim_variable_is_one_line_and_status_two() -> None:
     )
     assert finished.returncode == 2
     assert finished.stdout == ""
-    lines = finished.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "'time_scale' must be a finite number" in lines[0]
     assert "Traceback" not in finished.stderr
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1, finished.stderr
+    return lines[0]
+
+
+def test_a_non_finite_sim_variable_is_one_line_and_status_two() -> None:
+    line = one_line_start_failure(["--port", "0"], env={"SIM_TIME_SCALE": "nan"})
+    assert "'time_scale' must be a finite number" in line
 
 
 def test_sigterm_stops_the_process_with_status_zero(tmp_path: Path) -> None:
@@ -354,20 +360,9 @@ def test_a_busy_port_is_one_line_on_stderr_and_status_two() -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        finished = subprocess.run(
-            [sys.executable, "-m", "simulator", "--port", str(port)],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    assert finished.returncode == 2
-    assert finished.stdout == ""
-    lines = finished.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
-    assert "in use" in lines[0]
+        line = one_line_start_failure(["--port", str(port)])
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert "in use" in line
 
 
 def test_a_failed_start_raises_with_the_log_tail(tmp_path: Path) -> None:
