@@ -89,6 +89,11 @@ async def wait_until(
 
 
 async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
+    # Inside the event loop SIGTERM cancels this task, as asyncio.run does for Ctrl-C: an
+    # exception raised from a signal handler mid-loop can leave a task waiting forever.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     os.environ.update(demo_settings(azure))
     # Imported only now: the app reads its settings lazily from this environment.
     import function_app  # noqa: PLC0415
@@ -262,12 +267,14 @@ def main() -> int:
         with local_azure(simulator_args=["--time-scale", str(TIME_SCALE)]) as azure:
             say = Timeline(azure)
             outcome = asyncio.run(run_demo(azure, say))
+            # Closing the loop reset SIGTERM to its default, which would orphan the local Azure.
+            signal.signal(signal.SIGTERM, _interrupt)
             per_document = run_per_document(azure, say)
             report(say, outcome["bill"], per_document)
             ok, line = verdict(outcome)
             print(line, file=sys.stdout if ok else sys.stderr)
             code = 0 if ok else 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print("demo interrupted; the local Azure is stopped", file=sys.stderr)
         code = 130
     except Exception as error:
