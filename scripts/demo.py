@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay, wait_fixed
 
+from scripts.interrupts import sigterm_as_keyboard_interrupt
 from scripts.local_azure import LocalAzure, local_azure
 from shared.jobs import job_id_for
 
@@ -254,13 +255,9 @@ def verdict(outcome: dict[str, Any]) -> tuple[bool, str]:
     return ok, ("demo finished: " if ok else "demo failed: ") + ", ".join(facts)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main() -> int:
     # SIGTERM unwinds like Ctrl-C, so the local Azure is stopped either way.
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_as_keyboard_interrupt()
     print(f"On-demand hosting demo on the local Azure (1 real s = {TIME_SCALE:.0f} simulated s)")
     code = 1
     try:
@@ -268,7 +265,7 @@ def main() -> int:
             say = Timeline(azure)
             outcome = asyncio.run(run_demo(azure, say))
             # Closing the loop reset SIGTERM to its default, which would orphan the local Azure.
-            signal.signal(signal.SIGTERM, _interrupt)
+            sigterm_as_keyboard_interrupt()
             per_document = run_per_document(azure, say)
             report(say, outcome["bill"], per_document)
             ok, line = verdict(outcome)

@@ -47,6 +47,7 @@ import errno
 import hmac
 import importlib
 import inspect
+import itertools
 import json
 import logging
 import os
@@ -86,6 +87,8 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+
+from scripts.interrupts import sigterm_as_keyboard_interrupt
 
 logger = logging.getLogger(__name__)
 
@@ -1201,7 +1204,10 @@ class LocalFunctionsHost:
         }
         reason = f"New blob detected(LogsAndContainerScan): {full_name}"
 
-        async def deliver(attempt: int) -> bool:
+        attempts = itertools.count(1)
+
+        async def deliver() -> bool:
+            attempt = next(attempts)
             stream = func.blob.InputStream(
                 data=data,
                 name=full_name,
@@ -1226,12 +1232,7 @@ class LocalFunctionsHost:
             wait=wait_exponential(multiplier=self._blob_retry_delay, max=10.0),
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    succeeded = await deliver(attempt.retry_state.attempt_number)
-                # tenacity's pattern for retrying on a result: hand it the outcome.
-                if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
-                    attempt.retry_state.set_result(succeeded)
+            await retrying(deliver)
         except RetryError:
             pass
         else:
@@ -1507,7 +1508,7 @@ def main(
     _configure_logging(args.verbose)
     # Until the event loop takes the signals over, SIGTERM unwinds like Ctrl-C, so the
     # context managers below still stop the local Azure they started.
-    signal.signal(signal.SIGTERM, _interrupt)
+    sigterm_as_keyboard_interrupt()
     try:
         # The port first: a busy port must fail before the local Azure is started.
         http_socket = bind_http(args.host, args.port)
@@ -1550,10 +1551,6 @@ def main(
         logging.shutdown()
         os._exit(code)
     return code
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 @contextlib.contextmanager

@@ -74,6 +74,11 @@ class ChatResult:
     attempts: int
 
 
+# Failures that may pass on their own: worth retrying, and not the request's fault.
+_SERVER_TRANSIENT = (openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
+_TRANSIENT = (openai.RateLimitError, *_SERVER_TRANSIENT)
+
+
 def is_deployment_not_found(error: BaseException) -> bool:
     return isinstance(error, openai.NotFoundError) and error.code == "DeploymentNotFound"
 
@@ -147,13 +152,7 @@ class ChatClient:
                 )
 
         def retryable(error: BaseException) -> bool:
-            if isinstance(
-                error,
-                openai.RateLimitError
-                | openai.InternalServerError
-                | openai.APITimeoutError
-                | openai.APIConnectionError,
-            ):
+            if isinstance(error, _TRANSIENT):
                 return True
             if is_deployment_not_found(error):
                 return readiness_until is not None and self._monotonic() < readiness_until
@@ -177,12 +176,7 @@ class ChatClient:
             if is_deployment_not_found(error):
                 raise DeploymentNotServing(str(error)) from error
             raise
-        except (
-            openai.RateLimitError,
-            openai.InternalServerError,
-            openai.APITimeoutError,
-            openai.APIConnectionError,
-        ) as error:
+        except _TRANSIENT as error:
             attempts = retrying.statistics.get("attempt_number", 1)
             raise InferenceUnavailable(
                 f"the deployment stayed unavailable within {attempts} attempt(s) and "
@@ -214,14 +208,14 @@ class ChatClient:
         # One attempt, no retry policy: the caller polls, and a 429 already proves the
         # deployment is routed, so riding out a throttling storm here would only delay.
         try:
-            self._send(probe)
+            self._send(probe, self._request_timeout(None))
         except openai.NotFoundError as error:
             if is_deployment_not_found(error):
                 return False
             raise
         except openai.RateLimitError:
             return True
-        except (openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError):
+        except _SERVER_TRANSIENT:
             logger.info("readiness probe of %s failed transiently; polling again", self.deployment)
             return False
         return True
@@ -233,10 +227,10 @@ class ChatClient:
             timeout = min(timeout, max(1.0, deadline - self._monotonic()))
         return timeout
 
-    def _send(self, request: ChatRequest, timeout: float | None = None) -> Any:
+    def _send(self, request: ChatRequest, timeout: float) -> Any:
         kwargs: dict[str, Any] = {
             "model": self.deployment,
-            "timeout": timeout if timeout is not None else self._policy.request_timeout_seconds,
+            "timeout": timeout,
             "messages": request.messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
