@@ -12,7 +12,7 @@ import logging
 import azure.functions as func
 
 from shared.composition import get_services
-from shared.engine import RetryLater
+from shared.documents.engine import RetryLater
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_dela
 
 from scripts.interrupts import sigterm_as_keyboard_interrupt
 from scripts.local_azure import LocalAzure, local_azure
-from shared.jobs import job_id_for
+from shared.documents.jobs import job_id_for
 
 TIME_SCALE = 60.0  # simulated seconds per real second: a 5-minute provisioning takes 5 s
 IDLE_GRACE_MINUTES = 3.0

@@ -27,19 +27,20 @@ from azure.identity import DefaultAzureCredential, get_bearer_token_provider
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.storage.blob import BlobServiceClient
 
-from shared.blob_documents import JsonBlobStore
-from shared.deployments import AzureDeployments, DeploymentSpec
-from shared.engine import DocumentEngine, EngineLimits
-from shared.holds import LedgerRecord
-from shared.http_api import JobsApi
+from shared.api.jobs import JobsApi
+from shared.documents.engine import DocumentEngine, EngineLimits
+from shared.documents.job_store import JobStore
+from shared.documents.jobs import JobRecord
+from shared.documents.profiles import ProcessingProfile, parse_profiles
+from shared.documents.tokens import make_token_counter
+from shared.hosting.deployments import AzureDeployments, DeploymentSpec
+from shared.hosting.holds import LedgerRecord
+from shared.hosting.ledger import HoldLedger
+from shared.hosting.provisioner import DeploymentProvisioner, ProvisioningTimings
+from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
-from shared.jobs import JobRecord, JobStore
-from shared.ledger import HoldLedger
-from shared.profiles import ProcessingProfile, parse_profiles
-from shared.provisioner import DeploymentProvisioner, ProvisioningTimings
-from shared.reaper import DeploymentReaper
 from shared.settings import AppSettings, get_settings
-from shared.tokens import make_token_counter
+from shared.storage import JsonBlobStore
 
 logger = logging.getLogger(__name__)
 

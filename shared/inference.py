@@ -24,11 +24,20 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from shared.documents import ChatRequest
-
 logger = logging.getLogger(__name__)
 
 Monotonic = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to send: what the inference adapter needs, nothing more."""
+
+    messages: list[dict[str, str]]
+    max_tokens: int
+    response_format: dict[str, Any] | None
+    temperature: float
+    purpose: str  # "single", "chunk 2/5", "combine", ... for logs and error messages
 
 
 class DeploymentNotServing(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 
 from scripts.azurite import RunningAzurite
 from shared.composition import build_services
-from shared.jobs import job_id_for
+from shared.documents.jobs import job_id_for
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 from tests.integration.conftest import local_app_settings

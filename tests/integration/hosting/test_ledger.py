@@ -10,9 +10,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from scripts.azurite import RunningAzurite
-from shared.blob_documents import JsonBlobStore
-from shared.holds import LedgerRecord
-from shared.ledger import HoldLedger
+from shared.hosting.holds import LedgerRecord
+from shared.hosting.ledger import HoldLedger
+from shared.storage import JsonBlobStore
 
 MINUTE = timedelta(minutes=1)
 

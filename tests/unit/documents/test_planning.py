@@ -1,26 +1,18 @@
-"""Documents: decoding, request planning, splitting, combining and parsing answers."""
+"""Planning requests, combining partial answers and parsing answers."""
 
 from __future__ import annotations
 
-import codecs
-import itertools
 import json
-import random
-import re
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from shared.documents import (
+from shared.documents.decoding import DocumentRejected
+from shared.documents.planning import (
     ANSWERS_SCHEMA,
-    SUPPORTED_EXTENSIONS,
-    ChatRequest,
-    DocumentRejected,
     ModelAnswerInvalid,
     build_combine_request,
     combine_partial_answers,
-    decode_document,
     group_for_combining,
     merge_questions,
     parse_answer,
@@ -31,10 +23,10 @@ from shared.documents import (
     response_format_for,
     run_combine,
     safety_margin_tokens,
-    split_into_parts,
 )
-from shared.profiles import BUILTIN_DEFAULT_PROFILE, ProcessingProfile, ProfileConfigError
-from shared.tokens import EstimatingTokenCounter
+from shared.documents.profiles import BUILTIN_DEFAULT_PROFILE, ProcessingProfile, ProfileConfigError
+from shared.documents.tokens import EstimatingTokenCounter
+from shared.inference import ChatRequest
 
 COUNTER = EstimatingTokenCounter()
 
@@ -49,117 +41,6 @@ QA_PROFILE = ProcessingProfile(
     user_prompt_template="File {filename}:\n{document}",
     questions=["Who are the parties?"],
 )
-
-
-def words(text: str) -> int:
-    """A fake token count: one token per whitespace-separated word."""
-    return len(text.split())
-
-
-def rejection(name: str, data: bytes, max_bytes: int = 10_000) -> DocumentRejected:
-    with pytest.raises(DocumentRejected) as raised:
-        decode_document(name, data, max_bytes=max_bytes)
-    return raised.value
-
-
-# --- Decoding ---------------------------------------------------------------------------------
-
-
-def test_supported_extensions_are_the_text_types() -> None:
-    assert SUPPORTED_EXTENSIONS == (".txt", ".md", ".json", ".csv")
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        ("Clause 1: pay €5.\n".encode(), "Clause 1: pay €5.\n"),
-        (codecs.BOM_UTF8 + b"Clause 1", "Clause 1"),
-        (codecs.BOM_UTF16_LE + "Clause 1 €".encode("utf-16-le"), "Clause 1 €"),
-        (codecs.BOM_UTF16_BE + "Clause 1 €".encode("utf-16-be"), "Clause 1 €"),
-        (codecs.BOM_UTF32_LE + "Clause 1".encode("utf-32-le"), "Clause 1"),
-        (b"a\r\nb\rc\n", "a\nb\nc\n"),
-    ],
-)
-def test_text_is_decoded_with_bom_and_line_endings_normalised(data: bytes, expected: str) -> None:
-    assert decode_document("contract.txt", data, max_bytes=10_000) == expected
-
-
-@pytest.mark.parametrize("name", ["a.TXT", "notes.Md", "data.JSON", "rows.csv", "dir.v2/README"])
-def test_supported_extensions_in_any_case_and_no_extension_are_accepted(name: str) -> None:
-    assert decode_document(name, b"text", max_bytes=10) == "text"
-
-
-@pytest.mark.parametrize(("name", "extension"), [("offer.pdf", ".pdf"), ("Offer.DOCX", ".docx")])
-def test_unsupported_extensions_are_rejected_before_reading(name: str, extension: str) -> None:
-    error = rejection(name, b"%PDF-1.7 huge" * 10_000)
-
-    assert error.code == "unsupported_type"
-    assert error.reason == (
-        f'"{name}" is a {extension} file; only text files are processed (.txt, .md, .json, '
-        ".csv, or a text file with no extension). PDF and Word files must be converted to plain "
-        "text (.txt or .md, UTF-8) before they are submitted."
-    )
-
-
-def test_too_large_says_the_size_and_the_limit() -> None:
-    error = rejection("big.txt", b"a" * 2048, max_bytes=1000)
-
-    assert error.code == "too_large"
-    assert error.reason == (
-        '"big.txt" is 2.0 KiB (2,048 bytes), over the limit of 1000 B (1,000 bytes). Split it '
-        "into smaller documents, or raise the MAX_DOCUMENT_BYTES app setting."
-    )
-
-
-def test_the_limit_itself_is_allowed() -> None:
-    assert decode_document("edge.txt", b"a" * 1000, max_bytes=1000) == "a" * 1000
-
-
-@pytest.mark.parametrize("data", [b"", b" \n\t\r\n ", codecs.BOM_UTF8, codecs.BOM_UTF8 + b"\n"])
-def test_empty_and_whitespace_only_documents_are_rejected(data: bytes) -> None:
-    error = rejection("blank.txt", data)
-
-    assert error.code == "empty"
-    assert error.reason.startswith('"blank.txt" ')
-    assert error.reason.endswith("Submit a file that contains the text.")
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "start"),
-    [
-        ("scan.txt", b"%PDF-1.7\n%\xe2\xe3", '"scan.txt" is a PDF file, not text.'),
-        ("report", b"PK\x03\x04\x14\x00", '"report" is a ZIP archive (Word .docx'),
-        ("old.txt", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", '"old.txt" is a legacy Office file'),
-        ("blob", b"abc\x00def", '"blob" contains NUL bytes, so it is binary'),
-        ("wide.txt", "no bom".encode("utf-16-le"), '"wide.txt" contains NUL bytes'),
-        (
-            "latin1.txt",
-            "café au lait".encode("latin-1"),
-            '"latin1.txt" is not valid UTF-8 text (invalid continuation byte at byte 3).',
-        ),
-        (
-            "odd.txt",
-            codecs.BOM_UTF16_LE + b"a\x00b",
-            '"odd.txt" starts with a UTF-16 byte-order mark but is not valid UTF-16 (truncated '
-            "data at byte 4).",
-        ),
-    ],
-)
-def test_binary_content_is_not_text_and_says_to_convert(name: str, data: bytes, start: str) -> None:
-    error = rejection(name, data)
-
-    assert error.code == "not_text"
-    assert error.reason.startswith(start)
-    assert error.reason.endswith(
-        "PDF and Word files must be converted to plain text (.txt or .md, UTF-8) before they are "
-        "submitted."
-    )
-
-
-def test_rejection_is_an_exception_whose_message_is_the_reason() -> None:
-    error = rejection("x.exe", b"MZ")
-
-    assert str(error) == error.reason
 
 
 # --- Questions and output format --------------------------------------------------------------
@@ -448,140 +329,6 @@ def test_a_profile_whose_answers_cannot_be_merged_is_a_config_error() -> None:
         "of up to max_output_tokens (300) each needs 1138 tokens, more than the 1000-token "
         "context. Lower max_output_tokens, or use a model with a larger context."
     )
-
-
-# --- Splitting ----------------------------------------------------------------------------------
-
-
-def test_parts_are_whole_paragraphs_packed_greedily() -> None:
-    assert split_into_parts("a b\n\nc d\n\ne f", budget=4, count=words) == [
-        "a b\n\nc d\n\n",
-        "e f",
-    ]
-
-
-def test_a_paragraph_too_long_alone_is_split_at_line_ends() -> None:
-    text = "p p\n\nl1 l1 l1\nl2 l2 l2\n\nq q"
-
-    assert split_into_parts(text, budget=3, count=words) == [
-        "p p\n\n",
-        "l1 l1 l1\n",
-        "l2 l2 l2\n\n",
-        "q q",
-    ]
-
-
-def test_a_line_too_long_alone_is_split_at_sentence_ends() -> None:
-    text = "One two three. Four five six! Seven? 八。九。"
-
-    assert split_into_parts(text, budget=3, count=words) == [
-        "One two three. ",
-        "Four five six! ",
-        "Seven? 八。九。",
-    ]
-
-
-def test_a_sentence_too_long_alone_is_split_into_windows_ending_after_spaces() -> None:
-    text = " ".join(f"w{index}" for index in range(1, 11))
-
-    assert split_into_parts(text, budget=3, count=words) == [
-        "w1 w2 w3 ",
-        "w4 w5 w6 ",
-        "w7 w8 w9 ",
-        "w10",
-    ]
-
-
-def test_a_word_too_long_alone_is_cut_into_windows() -> None:
-    assert split_into_parts("abcdefghij", budget=4, count=len) == ["abcd", "efgh", "ij"]
-
-
-def test_whitespace_only_parts_are_joined_to_a_neighbour() -> None:
-    assert split_into_parts("\n\n\nabcdef", budget=3, count=len) == ["\n\n\nabc", "def"]
-
-
-def test_a_group_the_tokenizer_counts_higher_than_its_pieces_is_halved() -> None:
-    # A tokenizer whose count of joined text exceeds the sum of its pieces' counts.
-    def paragraph_sensitive(text: str) -> int:
-        return len(text.split()) + text.strip().count("\n\n")
-
-    parts = split_into_parts("a b\n\nc d\n\ne f", budget=4, count=paragraph_sensitive)
-
-    assert parts == ["a b\n\n", "c d\n\n", "e f"]
-
-
-def test_a_budget_below_one_token_is_refused() -> None:
-    with pytest.raises(ValueError, match="budget must be at least 1 token, not 0"):
-        split_into_parts("a", budget=0, count=len)
-
-
-def random_text(rng: random.Random) -> str:
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFG0123456789éü日本,;:-'\""
-
-    def word() -> str:
-        length = rng.choice([rng.randint(1, 12)] * 9 + [rng.randint(40, 250)])
-        return "".join(rng.choice(alphabet) for _ in range(length))
-
-    def sentence() -> str:
-        return " ".join(word() for _ in range(rng.randint(1, 25))) + rng.choice(
-            [".", "!", "?", "", "。", '."', ";"]
-        )
-
-    def line() -> str:
-        return rng.choice([" ", "  ", "\t", ""]).join(sentence() for _ in range(rng.randint(1, 6)))
-
-    paragraphs = [
-        "\n".join(line() for _ in range(rng.randint(1, 5))) for _ in range(rng.randint(1, 12))
-    ]
-    separators = ["\n\n", "\n \n", "\n\n\n\n", "\n\t\n  ", "\n"]
-    text = "".join(paragraph + rng.choice(separators) for paragraph in paragraphs)
-    prefix = rng.choice(["", "\n\n", "   ", "\n \n\n"])
-    return prefix + (text if rng.random() < 0.5 else text.rstrip())
-
-
-COUNTERS: dict[str, Callable[[str], int]] = {
-    "words": words,
-    "characters": len,
-    "estimate": COUNTER.count,
-}
-
-
-@pytest.mark.parametrize("counter_name", sorted(COUNTERS))
-@pytest.mark.parametrize("seed", range(40))
-def test_random_texts_split_into_fitting_parts_that_rebuild_the_text(
-    seed: int, counter_name: str
-) -> None:
-    rng = random.Random(f"{seed}-{counter_name}")
-    count = COUNTERS[counter_name]
-    text = random_text(rng)
-    budget = rng.choice([1, 2, 5, 17, 60, 400, 5000])
-
-    parts = split_into_parts(text, budget=budget, count=count)
-
-    assert "".join(parts) == text
-    for part in parts:
-        assert part.strip(), f"blank part in {parts!r}"
-        assert count(part.strip()) <= budget
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_random_paragraphs_that_fit_are_never_cut(seed: int) -> None:
-    rng = random.Random(seed)
-    paragraphs = [
-        " ".join("w" * rng.randint(1, 8) for _ in range(rng.randint(1, 20)))
-        for _ in range(rng.randint(2, 30))
-    ]
-    text = "\n\n".join(paragraphs)
-    budget = max(words(paragraph) for paragraph in paragraphs) + rng.randint(0, 30)
-
-    parts = split_into_parts(text, budget=budget, count=words)
-
-    assert "".join(parts) == text
-    assert [piece for part in parts for piece in part.strip().split("\n\n")] == paragraphs
-    for part, following in itertools.pairwise(parts):
-        assert re.search(r"\n\n\Z", part)
-        # Greedy: the next paragraph would not have fitted in this part.
-        assert words(part) + words(following.split("\n\n")[0]) > budget
 
 
 # --- Combining ----------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from shared.blob_documents import JsonBlobStore
-from shared.holds import (
+from shared.hosting.holds import (
     HoldKind,
     KnownState,
     LedgerRecord,
@@ -23,6 +22,7 @@ from shared.holds import (
     renew_hold,
     take_lease,
 )
+from shared.storage import JsonBlobStore
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from shared.deployments import AzureDeployments
-from shared.holds import KnownState, mark_suspect
-from shared.provisioner import DeploymentProvisioner
+from shared.hosting.deployments import AzureDeployments
+from shared.hosting.holds import KnownState, mark_suspect
+from shared.hosting.provisioner import DeploymentProvisioner
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shared.profiles import (
+from shared.documents.profiles import (
     BUILTIN_DEFAULT_PROFILE,
     ProcessingProfile,
     ProfileConfigError,

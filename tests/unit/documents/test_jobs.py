@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.jobs import claim_job, job_id_for, move_job, new_job, release_job
+from shared.documents.jobs import claim_job, job_id_for, move_job, new_job, release_job
 
 T0 = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
 TTL = timedelta(minutes=10)

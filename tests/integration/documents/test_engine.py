@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from shared.composition import AppServices, deployment_spec
-from shared.documents import ChatRequest
-from shared.engine import RetryLater
-from shared.holds import KnownState
-from shared.inference import InferenceUnavailable
-from shared.jobs import job_id_for
+from shared.documents.engine import RetryLater
+from shared.documents.jobs import job_id_for
+from shared.hosting.holds import KnownState
+from shared.inference import ChatRequest, InferenceUnavailable
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
 

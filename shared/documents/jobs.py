@@ -2,19 +2,16 @@
 
 A job's id is derived from its input blob's path and content, so a re-delivered blob maps to
 the same record and is never processed twice; the pure transition functions here decide who
-may work on a job, and `JobStore` applies them under ETags.
+may work on a job, and `job_store.JobStore` applies them under ETags.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from shared.blob_documents import JsonBlobStore
 
 JobStatus = Literal["queued", "waiting_for_deployment", "running", "succeeded", "failed"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
@@ -134,26 +131,3 @@ def release_job(record: JobRecord, *, worker: str, now: datetime, note: str) -> 
         return record
     history = (*record.history, StatusChange(status=record.status, at=now, note=note))
     return record.model_copy(update={"worker": None, "worker_expires": None, "history": history})
-
-
-class JobStore:
-    """Job records in the jobs container."""
-
-    def __init__(self, store: JsonBlobStore[JobRecord]) -> None:
-        self._store = store
-
-    @staticmethod
-    def blob_name(job_id: str) -> str:
-        return f"{job_id}.json"
-
-    def get(self, job_id: str) -> JobRecord | None:
-        record, _ = self._store.read(self.blob_name(job_id))
-        return record
-
-    def create(self, record: JobRecord) -> bool:
-        return self._store.create(self.blob_name(record.id), record)
-
-    def change(
-        self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
-    ) -> JobRecord | None:
-        return self._store.update(self.blob_name(job_id), change)

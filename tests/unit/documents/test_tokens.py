@@ -16,8 +16,8 @@ import tiktoken.load
 import tiktoken.registry
 import tiktoken_ext.openai_public
 
-from shared import tokens
-from shared.tokens import (
+from shared.documents import tokens
+from shared.documents.tokens import (
     ESTIMATE_METHOD,
     PUBLIC_ENCODINGS,
     EstimatingTokenCounter,
@@ -192,7 +192,7 @@ def test_an_empty_cache_dir_argument_gives_the_estimate(tmp_path: Path) -> None:
 
 
 def test_unknown_encoding_gives_the_estimate(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="shared.tokens"):
+    with caplog.at_level(logging.WARNING, logger="shared.documents.tokens"):
         counter = make_token_counter("p99k_imaginary")
 
     assert counter.method == ESTIMATE_METHOD
@@ -205,7 +205,7 @@ def test_shipped_tiktoken_file_in_cache_dir_gives_exact_counts(
 ) -> None:
     synthetic_bpe_file(tmp_path / "o200k_base.tiktoken")
 
-    with caplog.at_level(logging.WARNING, logger="shared.tokens"):
+    with caplog.at_level(logging.WARNING, logger="shared.documents.tokens"):
         counter = make_token_counter("o200k_base", cache_dir=str(tmp_path))
 
     assert counter.method == "tiktoken:o200k_base"
@@ -242,7 +242,7 @@ def test_cached_file_with_the_wrong_checksum_is_ignored(
     synthetic_bpe_file(cache / tiktoken_cache_file_name(O200K_URL))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
 
-    with caplog.at_level(logging.WARNING, logger="shared.tokens"):
+    with caplog.at_level(logging.WARNING, logger="shared.documents.tokens"):
         counter = make_token_counter("o200k_base")
 
     assert counter.method == ESTIMATE_METHOD

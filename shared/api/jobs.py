@@ -20,9 +20,10 @@ import azure.functions as func
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.documents import DocumentRejected, decode_document
-from shared.jobs import JobError, JobRecord, JobStore, job_id_for, move_job, new_job
-from shared.profiles import ProcessingProfile, UnknownProfileError, resolve_profile
+from shared.documents.decoding import DocumentRejected, decode_document
+from shared.documents.job_store import JobStore
+from shared.documents.jobs import JobError, JobRecord, job_id_for, move_job, new_job
+from shared.documents.profiles import ProcessingProfile, UnknownProfileError, resolve_profile
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.core.polling import LROPoller
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from shared.deployments import (
+from shared.hosting.deployments import (
     RECREATE_STATES,
     TRANSITIONAL_STATES,
     AzureDeployments,
@@ -30,9 +30,9 @@ from shared.deployments import (
     describe_create_error,
     error_code,
 )
-from shared.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
+from shared.hosting.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
+from shared.hosting.ledger import HoldLedger
 from shared.inference import ChatClient
-from shared.ledger import HoldLedger
 from shared.renewal import PeriodicRenewal
 
 logger = logging.getLogger(__name__)

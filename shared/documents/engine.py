@@ -23,45 +23,39 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient, ContentSettings
 
-from shared.deployments import ProvisioningError
-from shared.documents import (
-    ChatRequest,
-    DocumentRejected,
-    ModelAnswerInvalid,
-    decode_document,
-    parse_answer,
-    plan_document,
-    run_combine,
-)
-from shared.holds import KnownState, LedgerRecord
-from shared.inference import (
-    ChatClient,
-    ChatResult,
-    DeploymentNotServing,
-    InferenceUnavailable,
-    ModelRefusal,
-    RequestRejected,
-)
-from shared.jobs import (
+from shared.documents.decoding import DocumentRejected, decode_document
+from shared.documents.job_store import JobStore
+from shared.documents.jobs import (
     JobError,
     JobRecord,
-    JobStore,
     claim_job,
     job_id_for,
     move_job,
     new_job,
     release_job,
 )
-from shared.ledger import HoldLedger
-from shared.profiles import (
+from shared.documents.planning import ModelAnswerInvalid, parse_answer, plan_document, run_combine
+from shared.documents.profiles import (
     ProcessingProfile,
     ProfileConfigError,
     UnknownProfileError,
     resolve_profile,
 )
-from shared.provisioner import DeploymentProvisioner
+from shared.documents.tokens import TokenCounter
+from shared.hosting.deployments import ProvisioningError
+from shared.hosting.holds import KnownState, LedgerRecord
+from shared.hosting.ledger import HoldLedger
+from shared.hosting.provisioner import DeploymentProvisioner
+from shared.inference import (
+    ChatClient,
+    ChatRequest,
+    ChatResult,
+    DeploymentNotServing,
+    InferenceUnavailable,
+    ModelRefusal,
+    RequestRejected,
+)
 from shared.renewal import PeriodicRenewal
-from shared.tokens import TokenCounter
 
 logger = logging.getLogger(__name__)
 

@@ -1,52 +1,36 @@
-"""What processing a document means, as pure functions: no network, no storage, no SDK.
+"""Planning a document's chat requests and reading their answers, as pure functions.
 
-This module owns:
+No network, no storage, no SDK. This module owns:
 
-- decoding an uploaded file into text, or rejecting it with a reason a person can act on
-  (`decode_document`, `DocumentRejected`);
 - planning the chat requests for a document (`plan_document`): one request when the whole
-  prompt fits the model's context, else one request per part, the document split at paragraph
-  boundaries (then lines, sentences, and token windows for a paragraph too long on its own);
+  prompt fits the model's context, else one request per part (`chunking.split_into_parts`);
 - merging the parts' answers (`plan_combine` plans one round; `combine_partial_answers` and
   `run_combine` run rounds until one answer is left, combining in groups when the answers do
   not fit together in one request);
 - the output format (a profile's JSON schema, the built-in question/answer schema, or text)
   and parsing the model's answer in it (`parse_answer`, `ModelAnswerInvalid`).
-
-Text files only: `.txt`, `.md`, `.json`, `.csv` (any case). A name with no extension is
-accepted when its bytes decode as text, because portal uploads and blob names often have none;
-the decoding rules below still reject binary content. Line endings are normalised to `\\n`.
 """
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
-from shared.profiles import QUESTIONS_PLACEHOLDER, ProcessingProfile, ProfileConfigError
-from shared.tokens import TokenCounter
+from shared.documents.chunking import split_into_parts
+from shared.documents.decoding import DocumentRejected
+from shared.documents.profiles import QUESTIONS_PLACEHOLDER, ProcessingProfile, ProfileConfigError
+from shared.documents.tokens import TokenCounter
+from shared.inference import ChatRequest
 
-SUPPORTED_EXTENSIONS = (".txt", ".md", ".json", ".csv")
-
-MAX_DOCUMENT_BYTES_SETTING = "MAX_DOCUMENT_BYTES"
 MAX_CHUNKS_SETTING = "MAX_CHUNKS"
 
 # A part this small would make a long document into hundreds of requests; a profile whose
 # prompts leave less than this for the document is a configuration error.
 MIN_PART_TOKENS = 64
-
-RejectionCode = Literal["empty", "not_text", "unsupported_type", "too_large", "too_many_chunks"]
-
-_CONVERT_HINT = (
-    "PDF and Word files must be converted to plain text (.txt or .md, UTF-8) before they are "
-    "submitted."
-)
 
 ANSWERS_SCHEMA_NAME = "question_answers"
 ANSWERS_SCHEMA: dict[str, Any] = {
@@ -65,138 +49,12 @@ ANSWERS_SCHEMA: dict[str, Any] = {
 }
 
 
-class DocumentRejected(Exception):
-    """The document cannot be processed as submitted; retrying the same input will not help.
-
-    `code` is for machines (`empty`, `not_text`, `unsupported_type`, `too_large`,
-    `too_many_chunks`); `reason` says what is wrong and what to do about it.
-    """
-
-    def __init__(self, code: RejectionCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code: RejectionCode = code
-        self.reason = reason
-
-
 class ModelAnswerInvalid(Exception):
     """The model's answer is not in the format the request asked for."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat completion to send: what the inference adapter needs, nothing more."""
-
-    messages: list[dict[str, str]]
-    max_tokens: int
-    response_format: dict[str, Any] | None
-    temperature: float
-    purpose: str  # "single", "chunk 2/5", "combine", ... for logs and error messages
-
-
-# --- Decoding -------------------------------------------------------------------------------
-
-# UTF-32 first: its little-endian mark begins with UTF-16's.
-_BYTE_ORDER_MARKS: tuple[tuple[bytes, str, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
-    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
-    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
-    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
-)
-
-_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "a PDF file"),
-    (b"PK\x03\x04", "a ZIP archive (Word .docx, Excel .xlsx and PowerPoint .pptx are ZIPs)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office file (.doc, .xls or .ppt)"),
-    (b"{\\rtf", "an RTF file"),
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-)
-
-
-def decode_document(name: str, data: bytes, *, max_bytes: int) -> str:
-    """The document's text, or `DocumentRejected` saying why it cannot be read.
-
-    Checks, in order: extension, size, emptiness, encoding (UTF-8 with or without BOM, UTF-16
-    or UTF-32 with BOM), then whitespace-only content. `\\r\\n` and `\\r` become `\\n`.
-    """
-    extension = PurePosixPath(name.replace("\\", "/")).suffix.lower()
-    if extension and extension not in SUPPORTED_EXTENSIONS:
-        raise DocumentRejected(
-            "unsupported_type",
-            f'"{name}" is a {extension} file; only text files are processed '
-            f"({', '.join(SUPPORTED_EXTENSIONS)}, or a text file with no extension). "
-            + _CONVERT_HINT,
-        )
-    if len(data) > max_bytes:
-        raise DocumentRejected(
-            "too_large",
-            f'"{name}" is {_human_size(len(data))} ({len(data):,} bytes), over the limit of '
-            f"{_human_size(max_bytes)} ({max_bytes:,} bytes). Split it into smaller documents, "
-            f"or raise the {MAX_DOCUMENT_BYTES_SETTING} app setting.",
-        )
-    if not data:
-        raise DocumentRejected(
-            "empty", f'"{name}" is empty (0 bytes). Submit a file that contains the text.'
-        )
-    text = _decode_text(name, data)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
-        raise DocumentRejected(
-            "empty",
-            f'"{name}" contains only whitespace ({len(data):,} bytes). Submit a file that '
-            "contains the text.",
-        )
-    return text
-
-
-def _decode_text(name: str, data: bytes) -> str:
-    for mark, codec, label in _BYTE_ORDER_MARKS:
-        if data.startswith(mark):
-            try:
-                text = data.decode(codec)
-            except UnicodeDecodeError as error:
-                raise DocumentRejected(
-                    "not_text",
-                    f'"{name}" starts with a {label} byte-order mark but is not valid {label} '
-                    f"({error.reason} at byte {error.start}). Save it again as UTF-8 text. "
-                    + _CONVERT_HINT,
-                ) from None
-            if "\x00" in text:
-                raise DocumentRejected(
-                    "not_text",
-                    f'"{name}" contains NUL characters, so it is not a text file. ' + _CONVERT_HINT,
-                )
-            return text
-    for signature, kind in _BINARY_SIGNATURES:
-        if data.startswith(signature):
-            raise DocumentRejected("not_text", f'"{name}" is {kind}, not text. ' + _CONVERT_HINT)
-    if b"\x00" in data:
-        raise DocumentRejected(
-            "not_text",
-            f'"{name}" contains NUL bytes, so it is binary (or UTF-16 without a byte-order '
-            "mark), not UTF-8 text. " + _CONVERT_HINT,
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DocumentRejected(
-            "not_text",
-            f'"{name}" is not valid UTF-8 text ({error.reason} at byte {error.start}). Save '
-            "it as UTF-8 text. " + _CONVERT_HINT,
-        ) from None
-
-
-def _human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KiB"
-    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 # --- Questions and output format -------------------------------------------------------------
@@ -451,136 +309,6 @@ def _check_answers_can_be_combined(
             f"needs {needed} tokens, more than the {context_tokens}-token context. Lower "
             "max_output_tokens, or use a model with a larger context."
         )
-
-
-# --- Splitting text into parts -----------------------------------------------------------------
-
-# Each pattern marks where a piece may end (the piece keeps the separator).
-_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
-_LINE_BREAK = re.compile(r"\n")
-# Latin sentence ends (then closing quotes/brackets, then whitespace), and the CJK full stop,
-# exclamation and question marks, which need no following space.
-_SENTENCE_END = re.compile("[.!?\u2026]+[\"'\u201d\u2019)\\]]*\\s+|[\u3002\uff01\uff1f]+")
-_SPLIT_LEVELS = (_PARAGRAPH_BREAK, _LINE_BREAK, _SENTENCE_END)
-
-CountTokens = Callable[[str], int]
-
-
-def split_into_parts(text: str, *, budget: int, count: CountTokens) -> list[str]:
-    """Consecutive slices of `text` whose stripped text is at most `budget` tokens each.
-
-    `"".join(parts) == text` always: nothing is dropped, reordered or repeated. Parts end at
-    paragraph breaks (blank lines); a paragraph too long for one part is split at line ends,
-    then sentence ends, then into token windows that prefer to end after whitespace. Parts are
-    packed greedily, so each holds as many whole pieces as fit. No part is whitespace only
-    (unless `text` is).
-    """
-    if budget < 1:
-        raise ValueError(f"budget must be at least 1 token, not {budget}")
-    return _absorb_blank_parts(_split(text, 0, budget, count))
-
-
-def _split(text: str, level: int, budget: int, count: CountTokens) -> list[str]:
-    if level == len(_SPLIT_LEVELS):
-        return _token_windows(text, budget, count)
-    pieces = _cut_after(text, _SPLIT_LEVELS[level])
-    if len(pieces) == 1:
-        return _split(text, level + 1, budget, count)
-    parts: list[str] = []
-    group: list[str] = []
-    group_tokens = 0
-    for piece in pieces:
-        piece_tokens = count(piece)
-        if piece_tokens > budget and count(piece.strip()) > budget:
-            parts.extend(_pack(group, budget, count))
-            group, group_tokens = [], 0
-            parts.extend(_split(piece, level + 1, budget, count))
-            continue
-        if group and group_tokens + piece_tokens > budget:
-            parts.extend(_pack(group, budget, count))
-            group, group_tokens = [], 0
-        group.append(piece)
-        group_tokens += piece_tokens
-    parts.extend(_pack(group, budget, count))
-    return parts
-
-
-def _pack(pieces: list[str], budget: int, count: CountTokens) -> list[str]:
-    # Pieces were grouped by the sum of their counts; a tokenizer's count of the joined text
-    # can differ slightly from that sum, so check the whole and halve the group if it is over.
-    if not pieces:
-        return []
-    joined = "".join(pieces)
-    if len(pieces) == 1 or count(joined.strip()) <= budget:
-        return [joined]
-    middle = len(pieces) // 2
-    return _pack(pieces[:middle], budget, count) + _pack(pieces[middle:], budget, count)
-
-
-def _cut_after(text: str, separator: re.Pattern[str]) -> list[str]:
-    pieces: list[str] = []
-    start = 0
-    for match in separator.finditer(text):
-        end = match.end()
-        if start < end < len(text):
-            pieces.append(text[start:end])
-            start = end
-    pieces.append(text[start:])
-    return pieces
-
-
-def _token_windows(text: str, budget: int, count: CountTokens) -> list[str]:
-    windows: list[str] = []
-    start = 0
-    while start < len(text):
-        rest = text[start:]
-        fitting = _longest_fitting_prefix(rest, budget, count)
-        cut = fitting
-        if fitting < len(rest):
-            # End after the last whitespace in the window if that keeps at least half of it,
-            # so words are not cut in two.
-            last_space = max(rest.rfind(space, fitting // 2, fitting) for space in " \t\n")
-            if last_space >= 0:
-                cut = last_space + 1
-        windows.append(rest[:cut])
-        start += cut
-    return windows
-
-
-def _longest_fitting_prefix(text: str, budget: int, count: CountTokens) -> int:
-    """About the longest prefix length within budget (to 1/64), found in few counts; >= 1."""
-    length = len(text)
-    fits, too_long = 0, length + 1
-    probe = min(length, max(1, budget * 4))  # about 4 characters per token
-    while True:
-        if count(text[:probe]) <= budget:
-            fits = probe
-            if probe == length:
-                return length
-            probe = min(length, probe * 2)
-        else:
-            too_long = probe
-            break
-    while too_long - fits > max(1, too_long // 64):
-        middle = (fits + too_long) // 2
-        if count(text[:middle]) <= budget:
-            fits = middle
-        else:
-            too_long = middle
-    # A budget smaller than one character's tokens still has to make progress.
-    return max(fits, 1)
-
-
-def _absorb_blank_parts(parts: list[str]) -> list[str]:
-    # A whitespace-only part would be an empty request; its whitespace costs nothing once the
-    # neighbouring part is stripped, so join it to that part.
-    joined: list[str] = []
-    for part in parts:
-        if joined and (not part.strip() or not joined[-1].strip()):
-            joined[-1] += part
-        else:
-            joined.append(part)
-    return joined
 
 
 # --- Combining partial answers -----------------------------------------------------------------

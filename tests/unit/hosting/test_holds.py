@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.holds import (
+from shared.hosting.holds import (
     KnownState,
     LedgerRecord,
     decide_teardown,
