@@ -28,15 +28,17 @@ from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.storage.blob import BlobServiceClient
 
 from shared.api.jobs import JobsApi
+from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import JobRecord
-from shared.documents.profiles import ProcessingProfile, parse_profiles
+from shared.documents.submissions import JobSubmissions
 from shared.documents.tokens import make_token_counter
 from shared.hosting.deployments import AzureDeployments, DeploymentSpec
 from shared.hosting.holds import LedgerRecord
+from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
-from shared.hosting.provisioner import DeploymentProvisioner, ProvisioningTimings
+from shared.hosting.provisioner import AccountRoom, DeploymentProvisioner, ProvisioningTimings
 from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
 from shared.settings import AppSettings, get_settings
@@ -63,18 +65,25 @@ class AppServices:
     """Every adapter and service the triggers use, built from one settings object."""
 
     settings: AppSettings
+    catalog: Catalog
     blob_service: BlobServiceClient
     deployments: AzureDeployments
-    chat: ChatClient
-    ledger: HoldLedger
-    provisioner: DeploymentProvisioner
+    hosted: dict[str, HostedDeployment]
     provisioner_for: Callable[[str], DeploymentProvisioner]
     jobs: JobStore
     engine: DocumentEngine
     reaper: DeploymentReaper
+    submissions: JobSubmissions
     jobs_api: JobsApi
-    profiles: dict[str, ProcessingProfile]
     instance: str
+
+    def model(self, name: str | None = None) -> HostedDeployment:
+        """A hosted model by name; with none, the catalog's default model."""
+        chosen = name or self.catalog.default_model
+        if chosen is None or chosen not in self.hosted:
+            known = ", ".join(sorted(self.hosted))
+            raise KeyError(f"unknown hosted model {chosen!r}; the hosted models are: {known}")
+        return self.hosted[chosen]
 
 
 def build_credential(settings: AppSettings) -> TokenCredential:
@@ -115,21 +124,26 @@ def build_openai_client(settings: AppSettings, credential: TokenCredential) -> o
     return openai.AzureOpenAI(azure_ad_token_provider=provider, **common)
 
 
-def deployment_spec(settings: AppSettings, name: str | None = None) -> DeploymentSpec:
-    """What the settings say to deploy, under `name` (default: DEPLOYMENT_NAME)."""
+def deployment_spec(model: HostedModel, catalog: Catalog, owner_tag: str) -> DeploymentSpec:
+    """What to deploy for a hosted model."""
+    single = catalog.source == SINGLE_MODEL_SOURCE
     return DeploymentSpec(
-        name=name or settings.deployment_name,
-        model_name=settings.model_name,
-        model_version=settings.model_version,
-        sku=settings.deployment_sku,
-        capacity=settings.deployment_capacity,
-        owner_tag=settings.owner_tag,
+        name=model.deployment,
+        model_name=model.fine_tuned_model,
+        model_version=model.version,
+        sku=model.deployment_type,
+        capacity=model.capacity,
+        owner_tag=owner_tag,
+        capacity_setting=(
+            "DEPLOYMENT_CAPACITY" if single else f"models.{model.name}.capacity in {catalog.source}"
+        ),
     )
 
 
 def build_services(
     settings: AppSettings, *, clock: Callable[[], datetime] = utc_now
 ) -> AppServices:
+    catalog = settings.catalog
     credential = build_credential(settings)
     blob_service = build_blob_service(settings, credential)
     for container in (
@@ -170,21 +184,46 @@ def build_services(
     )
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
 
-    def provisioner_for(name: str) -> DeploymentProvisioner:
+    def provisioner(spec: DeploymentSpec, room: AccountRoom | None) -> DeploymentProvisioner:
         return DeploymentProvisioner(
-            spec=deployment_spec(settings, name),
-            ledger=HoldLedger(ledger_store, name, clock),
+            spec=spec,
+            ledger=HoldLedger(ledger_store, spec.name, clock),
             deployments=deployments,
-            chat=ChatClient(openai_client, name, policy),
+            chat=ChatClient(openai_client, spec.name, policy),
             timings=timings,
+            room=room,
         )
 
-    provisioner = provisioner_for(settings.deployment_name)
-    chat = ChatClient(openai_client, settings.deployment_name, policy)
+    def provisioner_for(name: str) -> DeploymentProvisioner:
+        """A provisioner for any deployment by name: the hosted model's, else teardown only."""
+        model = catalog.by_deployment(name)
+        if model is not None:
+            return hosted[model.name].provisioner
+        spec = DeploymentSpec(name, "", "", "", 0, settings.owner_tag)
+        return provisioner(spec, None)
+
+    def teardown_idle(name: str, owner: str) -> bool:
+        """Delete one of this app's deployments now if no hold needs it (making room)."""
+        return provisioner_for(name).teardown_if_idle(owner, idle_grace=timedelta(0)).deleted
+
+    room = AccountRoom(
+        deployments,
+        account=settings.aoai_account_name,
+        limit=settings.account_max_fine_tuned_deployments,
+        owner_tag=settings.owner_tag,
+        teardown_idle=teardown_idle,
+    )
+    hosted: dict[str, HostedDeployment] = {}
+    for model in catalog.models.values():
+        model_provisioner = provisioner(deployment_spec(model, catalog, settings.owner_tag), room)
+        hosted[model.name] = HostedDeployment(
+            model=model,
+            provisioner=model_provisioner,
+            chat=ChatClient(openai_client, model.deployment, policy),
+        )
     jobs = JobStore(
         JsonBlobStore(blob_service.get_container_client(settings.jobs_container), JobRecord)
     )
-    profiles = parse_profiles(settings.processing_profiles)
     output = blob_service.get_container_client(settings.output_container)
     limits = EngineLimits(
         job_hold_seconds=settings.job_hold_seconds,
@@ -192,19 +231,14 @@ def build_services(
         job_timeout_seconds=settings.job_timeout_seconds,
         max_attempts=settings.max_job_attempts,
         not_found_retry_seconds=settings.not_found_retry_seconds,
-        idle_grace_seconds=settings.idle_grace_seconds,
         max_document_bytes=settings.max_document_bytes,
         max_chunks=settings.max_chunks,
-        # Azure charges a request its prompt plus max_tokens against the per-minute token
-        # limit, so a request larger than the deployment's whole minute can never pass.
-        context_tokens=min(settings.model_context_tokens, settings.deployment_capacity * 1000),
     )
     engine = DocumentEngine(
-        provisioner=provisioner,
-        chat=chat,
+        catalog=catalog,
+        hosted=hosted,
         jobs=jobs,
         output=output,
-        profiles=profiles,
         default_profile=settings.default_profile,
         counter=make_token_counter(settings.tiktoken_encoding),
         limits=limits,
@@ -213,35 +247,34 @@ def build_services(
     )
     reaper = DeploymentReaper(
         deployments=deployments,
+        hosted=hosted,
         provisioner_for=provisioner_for,
         owner_tag=settings.owner_tag,
-        managed_name=settings.deployment_name,
         idle_grace=timedelta(seconds=settings.idle_grace_seconds),
         max_lifetime=timedelta(seconds=settings.max_deployment_lifetime_seconds),
     )
-    jobs_api = JobsApi(
+    submissions = JobSubmissions(
         jobs=jobs,
         input_container=blob_service.get_container_client(settings.input_container),
         output_container=output,
-        profiles=profiles,
+        profiles=catalog.profiles,
         default_profile=settings.default_profile,
-        max_submit_bytes=settings.max_submit_bytes,
         max_document_bytes=settings.max_document_bytes,
         clock=clock,
     )
+    jobs_api = JobsApi(submissions=submissions, max_submit_bytes=settings.max_submit_bytes)
     return AppServices(
         settings=settings,
+        catalog=catalog,
         blob_service=blob_service,
         deployments=deployments,
-        chat=chat,
-        ledger=provisioner.ledger,
-        provisioner=provisioner,
+        hosted=hosted,
         provisioner_for=provisioner_for,
         jobs=jobs,
         engine=engine,
         reaper=reaper,
+        submissions=submissions,
         jobs_api=jobs_api,
-        profiles=profiles,
         instance=instance,
     )
 

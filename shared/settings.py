@@ -8,10 +8,13 @@ settings table and the Bicep app settings.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.catalog import APP_ROOT, Catalog, ModelDefaults, load_catalog, single_model_catalog
 
 
 class AppSettings(BaseSettings):
@@ -37,15 +40,23 @@ class AppSettings(BaseSettings):
     aoai_api_key: SecretStr | None = Field(None, alias="AOAI_API_KEY")
     azure_ca_bundle: str | None = Field(None, alias="AZURE_CA_BUNDLE")
 
-    # --- The fine-tuned deployment ----------------------------------------------------------
+    # --- The hosted models -------------------------------------------------------------------
+    # A TOML file declaring several models and their profiles (see shared/catalog.py), or the
+    # single-model settings below, which describe one hosted model named "default".
+    hosting_config_file: str | None = Field(None, alias="HOSTING_CONFIG_FILE")
     deployment_name: str = Field("ft-on-demand", alias="DEPLOYMENT_NAME")
-    model_name: str = Field(alias="FINE_TUNED_MODEL")
+    model_name: str | None = Field(None, alias="FINE_TUNED_MODEL")
     model_version: str = Field("1", alias="FINE_TUNED_MODEL_VERSION")
     deployment_sku: Literal["Standard", "GlobalStandard", "DeveloperTier", "ProvisionedManaged"] = (
         Field("Standard", alias="DEPLOYMENT_SKU")
     )
     deployment_capacity: int = Field(10, ge=1, alias="DEPLOYMENT_CAPACITY")
     owner_tag: str = Field("on-demand-hosting", alias="OWNER_TAG")
+    # Azure allows 5 fine-tuned deployments per account (quotas doc, 2025-07); a setting in
+    # case that changes.
+    account_max_fine_tuned_deployments: int = Field(
+        5, ge=1, alias="ACCOUNT_MAX_FINE_TUNED_DEPLOYMENTS"
+    )
 
     # --- Storage ----------------------------------------------------------------------------
     storage_connection_string: SecretStr | None = Field(
@@ -87,6 +98,8 @@ class AppSettings(BaseSettings):
     max_submit_bytes: int = Field(2_500_000, ge=1, alias="MAX_SUBMIT_BYTES")
     tiktoken_encoding: str = Field("o200k_base", alias="TIKTOKEN_ENCODING")
 
+    _catalog: Catalog | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _storage_is_configured(self) -> AppSettings:
         if self.storage_connection_string is None and self.storage_blob_service_uri is None:
@@ -95,6 +108,52 @@ class AppSettings(BaseSettings):
                 "DocumentStorage__blobServiceUri (identity-based connection)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _hosted_models_are_declared(self) -> AppSettings:
+        # Built here so a bad declaration fails at load time with every problem listed.
+        self._catalog = self._load_catalog()
+        return self
+
+    @property
+    def catalog(self) -> Catalog:
+        """The hosted models and the profiles that route to them."""
+        assert self._catalog is not None, "set by the validator"
+        return self._catalog
+
+    def _load_catalog(self) -> Catalog:
+        defaults = ModelDefaults(
+            idle_grace_seconds=self.idle_grace_seconds,
+            max_lifetime_seconds=self.max_deployment_lifetime_seconds,
+            context_tokens=self.model_context_tokens,
+        )
+        if self.hosting_config_file is not None:
+            if self.model_name is not None:
+                raise ValueError(
+                    "both HOSTING_CONFIG_FILE and FINE_TUNED_MODEL are set: the file declares "
+                    "the hosted models, so remove FINE_TUNED_MODEL (and the other single-model "
+                    "settings), or remove HOSTING_CONFIG_FILE to host that one model"
+                )
+            path = Path(self.hosting_config_file)
+            return load_catalog(
+                path if path.is_absolute() else APP_ROOT / path,
+                defaults,
+                profiles_json=self.processing_profiles,
+            )
+        if self.model_name is None:
+            raise ValueError(
+                "no hosted model declared: set HOSTING_CONFIG_FILE to a TOML file declaring "
+                "the models (see the README), or FINE_TUNED_MODEL for a single model"
+            )
+        return single_model_catalog(
+            deployment=self.deployment_name,
+            fine_tuned_model=self.model_name,
+            version=self.model_version,
+            deployment_type=self.deployment_sku,
+            capacity=self.deployment_capacity,
+            defaults=defaults,
+            profiles_json=self.processing_profiles,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,9 @@ SIMULATOR_TEST_CONFIG: dict[str, Any] = {
     "deletion_seconds": 30.0,
     "recreate_cooldown_seconds": 20.0,
     "poll_retry_after_seconds": 10.0,
+    # The simulator's own defaults, restored because some tests lower the account's limits.
+    "quota_capacity": 100,
+    "max_fine_tuned_deployments": 5,
 }
 
 

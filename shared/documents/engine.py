@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient, ContentSettings
 
+from shared.catalog import Catalog
 from shared.documents.decoding import DocumentRejected, decode_document
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import (
@@ -44,10 +45,9 @@ from shared.documents.profiles import (
 from shared.documents.tokens import TokenCounter
 from shared.hosting.deployments import ProvisioningError
 from shared.hosting.holds import KnownState, LedgerRecord
+from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
-from shared.hosting.provisioner import DeploymentProvisioner
 from shared.inference import (
-    ChatClient,
     ChatRequest,
     ChatResult,
     DeploymentNotServing,
@@ -76,10 +76,8 @@ class EngineLimits:
     job_timeout_seconds: float = 1680.0
     max_attempts: int = 5
     not_found_retry_seconds: float = 60.0
-    idle_grace_seconds: float = 300.0
     max_document_bytes: int = 2_000_000
     max_chunks: int = 40
-    context_tokens: int = 128_000
     max_recoveries: int = 3
 
 
@@ -126,16 +124,15 @@ class HoldKeeper(PeriodicRenewal):
 
 
 class DocumentEngine:
-    """Processes input documents on the on-demand deployment."""
+    """Processes input documents, each on the hosted model its profile names."""
 
     def __init__(
         self,
         *,
-        provisioner: DeploymentProvisioner,
-        chat: ChatClient,
+        catalog: Catalog,
+        hosted: Mapping[str, HostedDeployment],
         jobs: JobStore,
         output: ContainerClient,
-        profiles: dict[str, ProcessingProfile],
         default_profile: str,
         counter: TokenCounter,
         limits: EngineLimits,
@@ -143,12 +140,11 @@ class DocumentEngine:
         monotonic: Callable[[], float] = time.monotonic,
         instance: str | None = None,
     ) -> None:
-        self._provisioner = provisioner
-        self._ledger = provisioner.ledger
-        self._chat = chat
+        self._catalog = catalog
+        self._hosted = hosted
         self._jobs = jobs
         self._output = output
-        self._profiles = profiles
+        self._profiles = catalog.profiles
         self._default_profile = default_profile
         self._counter = counter
         self._limits = limits
@@ -208,12 +204,15 @@ class DocumentEngine:
                 record.profile or self._profile_from_path(record.input_blob),
                 self._default_profile,
             )
+            hosted = self._hosted[self._catalog.model_for(profile).name]
+            if record.model != hosted.name:
+                self._note(record.id, model=hosted.name)
             requests = plan_document(
                 text,
                 filename=record.input_blob,
                 profile=profile,
                 questions=list(record.questions),
-                context_tokens=self._limits.context_tokens,
+                context_tokens=hosted.model.usable_context_tokens,
                 counter=self._counter,
                 max_chunks=self._limits.max_chunks,
             )
@@ -225,13 +224,20 @@ class DocumentEngine:
             return self._fail(record, worker, "profile_config", str(misconfigured))
 
         hold_id = f"job:{record.id}"
-        held = self._ledger.place_hold(hold_id, "job", worker, ttl)
+        ledger = hosted.ledger
+        held = ledger.place_hold(hold_id, "job", worker, ttl)
         try:
             with HoldKeeper(
-                self._ledger, self._jobs, job_id=record.id, hold_id=hold_id, worker=worker, ttl=ttl
+                ledger, self._jobs, job_id=record.id, hold_id=hold_id, worker=worker, ttl=ttl
             ):
                 outcome = self._run_with_deployment(
-                    record, profile, requests, worker, held=held, job_deadline=job_deadline
+                    record,
+                    profile,
+                    requests,
+                    worker,
+                    hosted=hosted,
+                    held=held,
+                    job_deadline=job_deadline,
                 )
         except RetryLater:
             # Keep the hold (it lapses after JOB_HOLD_SECONDS): the deployment being made
@@ -239,9 +245,9 @@ class DocumentEngine:
             logger.info("job %s keeps its hold until %s for its retry", record.id, ttl)
             raise
         except BaseException:
-            self._teardown_if_idle(worker, self._ledger.release_hold(hold_id))
+            self._teardown_if_idle(worker, hosted, ledger.release_hold(hold_id))
             raise
-        self._teardown_if_idle(worker, self._ledger.release_hold(hold_id))
+        self._teardown_if_idle(worker, hosted, ledger.release_hold(hold_id))
         return outcome
 
     def _run_with_deployment(
@@ -251,6 +257,7 @@ class DocumentEngine:
         requests: list[ChatRequest],
         worker: str,
         *,
+        hosted: HostedDeployment,
         held: LedgerRecord,
         job_deadline: float,
     ) -> JobOutcome:
@@ -262,8 +269,11 @@ class DocumentEngine:
             self._move(record.id, "waiting_for_deployment")
         waiting_started = self._monotonic()
         try:
-            ready = self._provisioner.ensure_ready(
-                worker, deadline=self._ready_deadline(job_deadline), known=held
+            ready = hosted.provisioner.ensure_ready(
+                worker,
+                deadline=self._ready_deadline(job_deadline),
+                known=held,
+                on_wait=lambda reason: self._note(record.id, waiting_reason=reason),
             )
         except ProvisioningError as error:
             if error.retryable:
@@ -271,11 +281,11 @@ class DocumentEngine:
             return self._fail(record, worker, error.code, error.reason)
         wait_seconds = self._monotonic() - waiting_started
         if not already_ready:
-            self._move(record.id, "running")
+            self._move(record.id, "running", waiting_reason=None)
         running_started = self._monotonic()
-        runner = _RequestRunner(self, worker, ready, job_deadline)
+        runner = _RequestRunner(self, hosted, worker, ready, job_deadline)
         try:
-            answer, results = self._answer(requests, profile, record, runner)
+            answer, results = self._answer(requests, profile, record, runner, hosted)
         except ModelRefusal as refusal:
             return self._fail(record, worker, "model_refused", refusal.reason)
         except RequestRejected as rejected:
@@ -293,6 +303,7 @@ class DocumentEngine:
         inference_seconds = self._monotonic() - running_started
         result_blob = self._write_result(
             record=record,
+            hosted=hosted,
             profile=profile,
             answer=answer,
             results=results,
@@ -309,6 +320,7 @@ class DocumentEngine:
         profile: ProcessingProfile,
         record: JobRecord,
         runner: _RequestRunner,
+        hosted: HostedDeployment,
     ) -> tuple[Any, list[ChatResult]]:
         if len(requests) == 1:
             content = runner(requests[0])
@@ -319,7 +331,7 @@ class DocumentEngine:
             profile=profile,
             questions=list(record.questions),
             filename=record.input_blob,
-            context_tokens=self._limits.context_tokens,
+            context_tokens=hosted.model.usable_context_tokens,
             counter=self._counter,
             run=runner,
         )
@@ -331,6 +343,7 @@ class DocumentEngine:
         self,
         *,
         record: JobRecord,
+        hosted: HostedDeployment,
         profile: ProcessingProfile,
         answer: Any,
         results: list[ChatResult],
@@ -345,7 +358,8 @@ class DocumentEngine:
             "questions": list(record.questions),
             "answer": answer,
             "provenance": {
-                "deployment": self._chat.deployment,
+                "hosted_model": hosted.name,
+                "deployment": hosted.chat.deployment,
                 "model": results[-1].model if results else None,
                 "requests": len(results),
                 "usage": {
@@ -396,6 +410,16 @@ class DocumentEngine:
 
         self._jobs.change(job_id, change)
 
+    def _note(self, job_id: str, **fields: Any) -> None:
+        """Change fields of the job record without a status change (which model, why it waits)."""
+
+        def change(record: JobRecord | None) -> JobRecord | None:
+            if record is None or all(getattr(record, k) == v for k, v in fields.items()):
+                return None
+            return record.model_copy(update=fields)
+
+        self._jobs.change(job_id, change)
+
     def _ready_deadline(self, job_deadline: float) -> float:
         """How long this job may wait for the deployment from now: never past its own end."""
         return min(self._monotonic() + self._limits.ready_timeout_seconds, job_deadline)
@@ -427,12 +451,12 @@ class DocumentEngine:
             ),
         )
 
-    def _teardown_if_idle(self, worker: str, released: LedgerRecord) -> None:
+    def _teardown_if_idle(
+        self, worker: str, hosted: HostedDeployment, released: LedgerRecord
+    ) -> None:
         try:
-            outcome = self._provisioner.teardown_if_idle(
-                worker,
-                idle_grace=timedelta(seconds=self._limits.idle_grace_seconds),
-                known=released,
+            outcome = hosted.provisioner.teardown_if_idle(
+                worker, idle_grace=hosted.idle_grace, known=released
             )
         except Exception:  # the reaper finishes what the fast path could not
             logger.exception("teardown after the job failed; the reaper will retry")
@@ -447,23 +471,33 @@ class DocumentEngine:
     # --- used by _RequestRunner -----------------------------------------------------------
 
     def _complete(
-        self, request: ChatRequest, ready: LedgerRecord, job_deadline: float
+        self,
+        hosted: HostedDeployment,
+        request: ChatRequest,
+        ready: LedgerRecord,
+        job_deadline: float,
     ) -> ChatResult:
         window_left = 0.0
         if ready.ready_since is not None:
             elapsed = (self._clock() - ready.ready_since).total_seconds()
             window_left = self._limits.not_found_retry_seconds - elapsed
         readiness_until = self._monotonic() + window_left if window_left > 0 else None
-        return self._chat.complete(request, readiness_until=readiness_until, deadline=job_deadline)
+        return hosted.chat.complete(request, readiness_until=readiness_until, deadline=job_deadline)
 
 
 class _RequestRunner:
     """Runs chat requests for one job, re-provisioning if the deployment vanished mid-job."""
 
     def __init__(
-        self, engine: DocumentEngine, worker: str, ready: LedgerRecord, job_deadline: float
+        self,
+        engine: DocumentEngine,
+        hosted: HostedDeployment,
+        worker: str,
+        ready: LedgerRecord,
+        job_deadline: float,
     ):
         self._engine = engine
+        self._hosted = hosted
         self._worker = worker
         self._ready = ready
         self._job_deadline = job_deadline
@@ -472,10 +506,12 @@ class _RequestRunner:
     def __call__(self, request: ChatRequest) -> str:
         for _ in range(self._engine._limits.max_recoveries + 1):
             try:
-                result = self._engine._complete(request, self._ready, self._job_deadline)
+                result = self._engine._complete(
+                    self._hosted, request, self._ready, self._job_deadline
+                )
             except DeploymentNotServing:
                 logger.warning("deployment stopped serving mid-job; re-checking it")
-                self._ready = self._engine._provisioner.recheck(
+                self._ready = self._hosted.provisioner.recheck(
                     self._worker,
                     observed_ready_since=self._ready.ready_since,
                     deadline=self._engine._ready_deadline(self._job_deadline),

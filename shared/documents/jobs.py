@@ -52,6 +52,10 @@ class JobRecord(BaseModel):
     result_blob: str | None = None
     error_blob: str | None = None
     error: JobError | None = None
+    # The hosted model the job's profile routes to, once known.
+    model: str | None = None
+    # Why the job is not running yet, in words (e.g. no room on the account), while it waits.
+    waiting_reason: str | None = None
 
     def entered(self, status: JobStatus) -> datetime | None:
         """When the job last entered `status`."""

@@ -121,6 +121,8 @@ class ProcessingProfile(BaseModel):
     output_schema: dict[str, Any] | None = None
     max_output_tokens: int = Field(default=800, gt=0)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # The hosted model this profile runs on; None: the catalog's default model.
+    model: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -246,7 +248,10 @@ def parse_profiles(raw: str | None) -> dict[str, ProcessingProfile]:
         try:
             profiles[name] = ProcessingProfile.model_validate({**fields, "name": name})
         except ValidationError as error:
-            problems.extend(f"profile {name!r}, {_describe(detail)}" for detail in error.errors())
+            problems.extend(
+                f"profile {name!r}, {describe_problem(detail, ProcessingProfile, 'profile')}"
+                for detail in error.errors()
+            )
     if problems:
         raise ProfileConfigError(
             f"{PROFILES_SETTING} has {len(problems)} problem(s): "
@@ -271,14 +276,15 @@ def resolve_profile(
     return profile
 
 
-def _describe(detail: ErrorDetails) -> str:
-    field = ".".join(str(part) for part in detail["loc"]) or "(profile)"
+def describe_problem(detail: ErrorDetails, model: type[BaseModel], noun: str) -> str:
+    """One validation problem of a named entry (profile, hosted model) in words."""
+    field = ".".join(str(part) for part in detail["loc"]) or "(entry)"
     kind = detail["type"]
     if kind == "missing":
         return f"field {field!r}: is required"
     if kind == "extra_forbidden":
-        known = ", ".join(name for name in ProcessingProfile.model_fields if name != "name")
-        return f"field {field!r}: is not a profile field (the fields are: {known})"
+        known = ", ".join(name for name in model.model_fields if name != "name")
+        return f"field {field!r}: is not a {noun} field (the fields are: {known})"
     message = detail["msg"].removeprefix("Value error, ")
     if kind != "value_error":
         message = f"{message} (got {json.dumps(detail.get('input'), default=str)[:80]})"

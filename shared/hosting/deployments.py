@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 OWNER_TAG_KEY = "managed-by"
 TRANSITIONAL_STATES = frozenset({"Accepted", "Creating", "Deleting", "Moving"})
 RECREATE_STATES = frozenset({"Failed", "Canceled"})
+FINE_TUNED_MARKER = ".ft-"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class DeploymentSpec:
     sku: str
     capacity: int
     owner_tag: str
+    # Where a person changes the capacity, for error messages.
+    capacity_setting: str = "the model's capacity"
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,15 @@ class DeploymentSnapshot:
     tags: dict[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
     capacity: int | None = None
+    model_name: str | None = None
 
     def owned_by(self, owner_tag: str) -> bool:
         return self.tags.get(OWNER_TAG_KEY) == owner_tag
+
+    @property
+    def is_fine_tuned(self) -> bool:
+        # Fine-tuned model ids are `<base>.ft-<job>`; the account limit counts only those.
+        return self.model_name is not None and FINE_TUNED_MARKER in self.model_name
 
 
 class ProvisioningError(Exception):
@@ -80,8 +89,9 @@ def describe_create_error(error: HttpResponseError, spec: DeploymentSpec) -> Pro
     if code == "InsufficientQuota":
         return ProvisioningError(
             f"Azure refused to create deployment {spec.name!r} with capacity {spec.capacity}: "
-            f"not enough quota ({message}). Lower DEPLOYMENT_CAPACITY or request more quota "
-            "for this model and region.",
+            f"not enough {spec.sku} quota for base model {base_model(spec.model_name)!r} "
+            f"({message}). Lower {spec.capacity_setting} or request more quota for this "
+            "model, deployment type and region.",
             code="insufficient_quota",
         )
     if "fine-tuned" in message.lower() or "fine tuned" in message.lower():
@@ -96,6 +106,11 @@ def describe_create_error(error: HttpResponseError, spec: DeploymentSpec) -> Pro
         code="create_refused",
         retryable=error.status_code is not None and error.status_code >= 500,
     )
+
+
+def base_model(model_name: str) -> str:
+    """The base model whose quota a fine-tuned model draws on: `base` for `base.ft-<job>`."""
+    return model_name.split(FINE_TUNED_MARKER, 1)[0]
 
 
 class PatientArmPolling(ARMPolling):
@@ -200,4 +215,5 @@ def _snapshot(deployment: Deployment) -> DeploymentSnapshot:
         tags=dict(deployment.tags or {}),
         created_at=system_data.created_at if system_data else None,
         capacity=deployment.sku.capacity if deployment.sku else None,
+        model_name=(properties.model.name if properties is not None and properties.model else None),
     )

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-HoldKind = Literal["window", "batch", "job"]
+HoldKind = Literal["window", "batch", "job", "operator"]
 
 
 class KnownState(StrEnum):
@@ -75,6 +75,8 @@ class LedgerRecord(BaseModel):
     ready_since: datetime | None = None
     last_error: str | None = None
     provision_count: int = Field(0, ge=0)
+    # Why the provisioning leader is not creating yet (no room on the account), in words.
+    waiting_for: str | None = None
 
     def live_holds(self, now: datetime) -> tuple[Hold, ...]:
         return tuple(hold for hold in self.holds if hold.is_live(now))
@@ -230,12 +232,23 @@ def finish_lease(
         "state": state,
         "state_changed": now,
         "last_error": error,
+        "waiting_for": None,
     }
     if state is KnownState.READY:
         update["ready_since"] = now
         if lease is not None and lease.operation == "provision":
             update["provision_count"] = record.provision_count + 1
     return record.model_copy(update=update)
+
+
+def note_waiting(
+    record: LedgerRecord, *, owner: str, now: datetime, note: str | None
+) -> LedgerRecord | None:
+    """The leader says why it waits; None (no write) when it no longer leads or nothing changed."""
+    lease = record.live_lease(now)
+    if lease is None or lease.owner != owner or record.waiting_for == note:
+        return None
+    return record.model_copy(update={"waiting_for": note})
 
 
 def mark_suspect(

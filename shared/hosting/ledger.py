@@ -17,6 +17,7 @@ from shared.hosting.holds import (
     KnownState,
     LedgerRecord,
     finish_lease,
+    note_waiting,
     place_hold,
     release_hold,
     renew_hold,
@@ -110,6 +111,9 @@ class HoldLedger:
             )
 
         return self.change(change)
+
+    def note_waiting(self, owner: str, note: str | None) -> None:
+        self.change(lambda r: note_waiting(r, owner=owner, now=self.now(), note=note))
 
     def finish_lease(self, owner: str, state: KnownState, error: str | None = None) -> LedgerRecord:
         record = self.change(

@@ -32,12 +32,59 @@ from shared.hosting.deployments import (
 )
 from shared.hosting.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.room import RoomDecision, decide_room
 from shared.inference import ChatClient
 from shared.renewal import PeriodicRenewal
 
 logger = logging.getLogger(__name__)
 
 Monotonic = Callable[[], float]
+# Told, in words, why a caller of `ensure_ready` is still waiting (for the job record).
+OnWait = Callable[[str], None]
+
+
+class AccountRoom:
+    """Looks for room on the account before a create, making it from this app's idle ones.
+
+    Lists the account's deployments (one management call) and asks `decide_room`. With no
+    room, this app's own fine-tuned deployments that no hold needs are torn down at once
+    (`teardown_idle` decides that under their ledgers' leases, so a deployment with a live
+    hold is never deleted to make room).
+    """
+
+    def __init__(
+        self,
+        deployments: AzureDeployments,
+        *,
+        account: str,
+        limit: int,
+        owner_tag: str,
+        teardown_idle: Callable[[str, str], bool],
+    ) -> None:
+        self._deployments = deployments
+        self._account = account
+        self._limit = limit
+        self._owner_tag = owner_tag
+        self._teardown_idle = teardown_idle
+
+    def check(self, deployment: str, owner: str) -> RoomDecision:
+        decision = self._decide(deployment)
+        if decision.has_room:
+            return decision
+        for name in decision.owned_in_use:
+            if self._teardown_idle(name, owner):
+                logger.info("tore down idle deployment %s to make room for %s", name, deployment)
+                return self._decide(deployment)
+        return decision
+
+    def _decide(self, deployment: str) -> RoomDecision:
+        return decide_room(
+            self._deployments.list(),
+            deployment=deployment,
+            account=self._account,
+            limit=self._limit,
+            owner_tag=self._owner_tag,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +162,7 @@ class DeploymentProvisioner:
         deployments: AzureDeployments,
         chat: ChatClient,
         timings: ProvisioningTimings,
+        room: AccountRoom | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
@@ -123,20 +171,36 @@ class DeploymentProvisioner:
         self._deployments = deployments
         self._chat = chat
         self._timings = timings
+        self._room = room
         self._sleep = sleep
         self._monotonic = monotonic
 
     # --- making it ready ------------------------------------------------------------------
 
     def ensure_ready(
-        self, owner: str, *, deadline: float, known: LedgerRecord | None = None
+        self,
+        owner: str,
+        *,
+        deadline: float,
+        known: LedgerRecord | None = None,
+        on_wait: OnWait | None = None,
     ) -> LedgerRecord:
         """Return once the deployment serves, provisioning it if this caller wins the lease.
 
         `known` is a ledger record the caller has just written (its hold), which saves a read
-        on the warm path. Raises ProvisioningError with a reason when the deployment cannot be
-        made ready by `deadline`, or when the provisioning this caller waited for failed.
+        on the warm path. `on_wait` hears, in words, why the deployment is not being created
+        yet (no room on the account). Raises ProvisioningError with a reason when the
+        deployment cannot be made ready by `deadline`, or when the provisioning this caller
+        waited for failed.
         """
+        told: str | None = None
+
+        def tell(note: str | None) -> None:
+            nonlocal told
+            if note is not None and note != told and on_wait is not None:
+                on_wait(note)
+            told = note
+
         saw_other_provisioning = False
         while True:
             record, known = (known, None) if known is not None else (self.ledger.read(), None)
@@ -152,14 +216,16 @@ class DeploymentProvisioner:
             ):
                 raise ProvisioningError(record.last_error, code="provisioning_failed")
             if self._monotonic() >= deadline:
+                waiting = f" ({record.waiting_for})" if record.waiting_for else ""
                 raise ProvisioningError(
                     f"deployment {self.spec.name!r} was not ready in time (last known state: "
-                    f"{record.state.value}); the document stays queued and is retried.",
-                    code="provisioning_timeout",
+                    f"{record.state.value}{waiting}); the document stays queued and is retried.",
+                    code="waiting_for_room" if record.waiting_for else "provisioning_timeout",
                     retryable=True,
                 )
             if lease is not None and lease.owner != owner:
                 saw_other_provisioning = saw_other_provisioning or lease.operation == "provision"
+                tell(record.waiting_for)
                 self._sleep(self._timings.poll_interval)
                 continue
             taken = self.ledger.take_lease(
@@ -167,7 +233,7 @@ class DeploymentProvisioner:
             )
             if taken is None:
                 continue
-            self._lead_provisioning(owner, deadline)
+            self._lead_provisioning(owner, deadline, tell)
 
     def recheck(
         self, owner: str, *, observed_ready_since: datetime | None, deadline: float
@@ -182,11 +248,11 @@ class DeploymentProvisioner:
         )
         return self.ensure_ready(owner, deadline=deadline)
 
-    def _lead_provisioning(self, owner: str, deadline: float) -> None:
+    def _lead_provisioning(self, owner: str, deadline: float, tell: OnWait) -> None:
         logger.info("%s leads provisioning of %s", owner, self.spec.name)
         with LeaseKeeper(self.ledger, owner, "provision", self._timings.lease_ttl) as keeper:
             try:
-                self._converge(keeper, deadline)
+                self._converge(keeper, owner, deadline, tell)
                 self._await_serving(deadline)
             except ProvisioningError as error:
                 state = KnownState.UNKNOWN if error.retryable else KnownState.FAILED
@@ -200,7 +266,7 @@ class DeploymentProvisioner:
         self.ledger.finish_lease(owner, KnownState.READY)
         logger.info("deployment %s is ready", self.spec.name)
 
-    def _converge(self, keeper: LeaseKeeper, deadline: float) -> None:
+    def _converge(self, keeper: LeaseKeeper, owner: str, deadline: float, tell: OnWait) -> None:
         """Drive Azure's state to Succeeded, re-reading it after every step."""
         creates = 0
         last_failure = ""
@@ -229,6 +295,8 @@ class DeploymentProvisioner:
                 )
             if state in RECREATE_STATES:
                 logger.warning("deployment %s is %s; creating it again", self.spec.name, state)
+            elif self._room is not None:
+                self._wait_for_room(owner, deadline, tell)
             try:
                 poller = self._deployments.begin_create(self.spec)
             except HttpResponseError as error:
@@ -248,6 +316,30 @@ class DeploymentProvisioner:
             # The poller ends with a GET of the resource: Succeeded needs no second look.
             return
 
+    def _wait_for_room(self, owner: str, deadline: float, tell: OnWait) -> None:
+        """Hold the lease, and wait, until the account has room for one more deployment."""
+        assert self._room is not None
+        waited = False
+        while True:
+            decision = self._room.check(self.spec.name, owner)
+            if decision.has_room:
+                if waited:
+                    self.ledger.note_waiting(owner, None)
+                    logger.info("room for %s: %s", self.spec.name, decision.message)
+                return
+            if not waited:
+                logger.warning("%s: %s", self.spec.name, decision.message)
+            waited = True
+            self.ledger.note_waiting(owner, decision.message)
+            tell(decision.message)
+            if self._monotonic() >= deadline:
+                raise ProvisioningError(
+                    f"{decision.message}; the document stays queued and is retried.",
+                    code="waiting_for_room",
+                    retryable=True,
+                )
+            self._sleep(self._timings.poll_interval)
+
     def _on_create_refused(self, error: HttpResponseError, deadline: float) -> str:
         """Decide what a refused PUT means; return a note, or raise when retrying is pointless."""
         status = error.status_code or 0
@@ -265,7 +357,15 @@ class DeploymentProvisioner:
             self._check_deadline(deadline, "waiting for a conflicting operation to finish")
             self._sleep(self._timings.poll_interval)
             return f"{code}: {error}"
-        raise describe_create_error(error, self.spec)
+        described = describe_create_error(error, self.spec)
+        if described.code == "deployment_limit" and self._room is not None:
+            # Another creator took the last place between our look and our create: the next
+            # pass looks again and waits for room like any other.
+            logger.warning("create of %s refused for the account's limit; waiting", self.spec.name)
+            self._check_deadline(deadline, "waiting for room on the account")
+            self._sleep(self._timings.poll_interval)
+            return described.reason
+        raise described
 
     def _follow_poller(self, poller: LROPoller[object], deadline: float) -> None:
         while not poller.done():

@@ -67,7 +67,10 @@ def make_services(app_settings: dict[str, str]) -> Iterator[ServicesFactory]:
     built: list[AppServices] = []
 
     def factory(**overrides: Any) -> AppServices:
-        values = {**app_settings, **{k: str(v) for k, v in overrides.items()}}
+        """Services for the test's settings changed by `overrides` (None removes a setting)."""
+        values = {**app_settings, **{k: str(v) for k, v in overrides.items() if v is not None}}
+        for key in [k for k, v in overrides.items() if v is None]:
+            values.pop(key, None)
         services = build_services(AppSettings.model_validate(values))
         built.append(services)
         return services

@@ -69,7 +69,7 @@ def test_forty_documents_from_four_processes_share_one_deployment(
     # Still up inside the idle grace; the reaper deletes it once the grace has passed.
     name = services.settings.deployment_name
     assert services.deployments.get(name).exists
-    assert services.ledger.read().holds == ()
+    assert services.model().ledger.read().holds == ()
     for _ in range(60):
         if any(report.deleted for report in services.reaper.run("reaper:test")):
             break

@@ -55,7 +55,7 @@ def test_killed_job_expires_is_reaped_and_processed_once_on_redelivery(
     name = services.settings.deployment_name
     crashed = services.jobs.get(job_id)
     assert crashed is not None and crashed.status == "running" and crashed.worker is not None
-    assert [h.id for h in services.ledger.read().holds] == [f"job:{job_id}"]
+    assert [h.id for h in services.model().ledger.read().holds] == [f"job:{job_id}"]
     # While the dead job's hold is live, the reaper keeps the deployment.
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [False]
     time.sleep(2.2)

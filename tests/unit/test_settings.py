@@ -62,7 +62,44 @@ def test_missing_settings_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as raised:
         AppSettings()
     assert "AZURE_SUBSCRIPTION_ID" in str(raised.value)
-    assert "FINE_TUNED_MODEL" in str(raised.value)
+
+
+def test_a_hosted_model_must_be_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FINE_TUNED_MODEL")
+    with pytest.raises(ValidationError) as raised:
+        AppSettings()
+    assert "no hosted model declared: set HOSTING_CONFIG_FILE" in str(raised.value)
+    assert "or FINE_TUNED_MODEL for a single model" in str(raised.value)
+
+
+def test_the_single_model_settings_are_one_hosted_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DEPLOYMENT_NAME", "ft-one")
+    monkeypatch.setenv("DEPLOYMENT_CAPACITY", "7")
+    catalog = AppSettings().catalog
+    assert list(catalog.models) == ["default"]
+    model = catalog.models["default"]
+    assert (model.deployment, model.fine_tuned_model, model.capacity) == (
+        "ft-one",
+        "gpt-4.1-mini.ft-1",
+        7,
+    )
+    assert catalog.model_for(catalog.profiles["default"]) is model
+
+
+def test_the_file_and_the_single_model_settings_are_not_mixed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOSTING_CONFIG_FILE", "hosting.example.toml")
+    with pytest.raises(ValidationError, match="both HOSTING_CONFIG_FILE and FINE_TUNED_MODEL"):
+        AppSettings()
+    monkeypatch.delenv("FINE_TUNED_MODEL")
+    assert sorted(AppSettings().catalog.models) == ["contracts", "transcripts"]
 
 
 def test_storage_must_be_configured_one_way_or_the_other(monkeypatch: pytest.MonkeyPatch) -> None:

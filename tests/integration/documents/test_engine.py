@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shared.composition import AppServices, deployment_spec
+from shared.composition import AppServices
 from shared.documents.engine import RetryLater
 from shared.documents.jobs import job_id_for
 from shared.hosting.holds import KnownState
@@ -81,7 +81,7 @@ def test_cold_document_provisions_once_writes_result_and_tears_down(
     ]
     assert creates(sim) == 1
     assert not deployment_exists(services), "idle grace 0 deletes after the last hold"
-    assert services.ledger.read().state is KnownState.ABSENT
+    assert services.model().ledger.read().state is KnownState.ABSENT
 
 
 def test_redelivery_never_processes_or_bills_twice(
@@ -109,7 +109,7 @@ def test_warm_deployment_is_used_without_management_calls(
 
 
 def start_create(services: AppServices) -> None:
-    services.deployments.begin_create(deployment_spec(services.settings))
+    services.deployments.begin_create(services.model().spec)
 
 
 def test_creating_deployment_is_waited_for_not_created_again(
@@ -182,19 +182,6 @@ def test_quota_error_becomes_a_clear_failure_not_endless_retries(
     assert error["code"] == "insufficient_quota"
     assert "DEPLOYMENT_CAPACITY" in error["reason"]
     assert sim.admin.stats()["management"]["PUT"] == 1
-
-
-def test_fine_tuned_deployment_limit_becomes_a_clear_failure(
-    make_services: ServicesFactory, sim: RunningSimulator
-) -> None:
-    services = make_services()
-    for i in range(5):
-        start_create(make_services(DEPLOYMENT_NAME=f"other-{i}", DEPLOYMENT_CAPACITY=1))
-    outcome = process(services, "doc.txt", b"text")
-    assert outcome.status == "failed"
-    error = output_json(services, "doc.txt.error.json")["error"]
-    assert error["code"] == "deployment_limit"
-    assert "fine-tuned" in error["reason"]
 
 
 def test_data_plane_warmup_after_succeeded_is_waited_out(
@@ -341,7 +328,7 @@ def test_provisioning_timeout_is_recoverable(
     assert record.status == "waiting_for_deployment"
     assert record.worker is None, "the claim is given back so a re-delivery can resume"
     assert "still provisioning at the deadline" in (record.history[-1].note or "")
-    holds = impatient.ledger.read().holds
+    holds = impatient.model().ledger.read().holds
     assert [h.id for h in holds] == [f"job:{job_id}"], "the hold stays for the retry"
     patient = make_services(PROVISION_TIMEOUT_SECONDS=30)
     assert process(patient, "doc.txt", b"text").status == "succeeded"
@@ -352,7 +339,7 @@ def test_leaked_hold_expires_and_reaper_cleans_up(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
     services = make_services(IDLE_GRACE_SECONDS=0)
-    services.ledger.place_hold("crashed-job", "job", "dead-worker", timedelta(seconds=3))
+    services.model().ledger.place_hold("crashed-job", "job", "dead-worker", timedelta(seconds=3))
     start_create(services)
     while (
         services.deployments.get(services.settings.deployment_name).provisioning_state
@@ -390,7 +377,7 @@ def test_the_last_attempt_of_a_transient_failure_leaves_an_error_record(
     assert "gave up after 2 attempts" in error["reason"]
     record = impatient.jobs.get(outcome.job_id)
     assert record is not None and record.status == "failed" and record.attempts == 2
-    assert impatient.ledger.read().live_holds(impatient.ledger.now()) == ()
+    assert impatient.model().ledger.read().live_holds(impatient.model().ledger.now()) == ()
 
 
 def test_a_job_longer_than_its_timeout_stops_and_fails_on_its_last_attempt(
@@ -418,7 +405,7 @@ def test_a_job_longer_than_its_timeout_stops_and_fails_on_its_last_attempt(
 
 def exhaust_request_window(services: AppServices) -> None:
     """A capacity-1 deployment allows one request per ten simulated seconds: use it up."""
-    services.chat.complete(
+    services.model().chat.complete(
         ChatRequest(
             messages=[{"role": "user", "content": "hello"}],
             max_tokens=50,
@@ -439,7 +426,7 @@ def test_the_readiness_probe_takes_a_429_as_routed_without_retrying(
     sim.admin.configure(time_scale=1)  # the ten-second request window lasts ten real seconds
     exhaust_request_window(services)
     before = sim.admin.stats()["data"]
-    assert services.chat.serves()
+    assert services.model().chat.serves()
     after = sim.admin.stats()["data"]
     assert after["throttled"] == before["throttled"] + 1
     assert after["ok"] == before["ok"], "one throttled probe, no retry until it passes"

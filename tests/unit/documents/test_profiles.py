@@ -226,7 +226,8 @@ def test_template_problems_name_the_profile_and_field(template: str, problem: st
         (
             {"tone": "formal"},
             "field 'tone': is not a profile field (the fields are: system_prompt, "
-            "user_prompt_template, questions, output_schema, max_output_tokens, temperature)",
+            "user_prompt_template, questions, output_schema, max_output_tokens, temperature, "
+            "model)",
         ),
     ],
 )

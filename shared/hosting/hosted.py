@@ -1,0 +1,40 @@
+"""One hosted model's deployment as the rest of the app uses it: its declaration, its
+provisioner (with the ledger) and its data-plane client, wired by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared.catalog import HostedModel
+from shared.hosting.deployments import DeploymentSpec
+from shared.hosting.ledger import HoldLedger
+from shared.hosting.provisioner import DeploymentProvisioner
+from shared.inference import ChatClient
+
+
+@dataclass(frozen=True)
+class HostedDeployment:
+    model: HostedModel
+    provisioner: DeploymentProvisioner
+    chat: ChatClient
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def ledger(self) -> HoldLedger:
+        return self.provisioner.ledger
+
+    @property
+    def spec(self) -> DeploymentSpec:
+        return self.provisioner.spec
+
+    @property
+    def idle_grace(self) -> timedelta:
+        return timedelta(seconds=self.model.idle_grace_seconds)
+
+    @property
+    def max_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.model.max_lifetime_seconds)
