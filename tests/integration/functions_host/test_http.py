@@ -155,3 +155,37 @@ def test_route_templates_cover_the_host_forms() -> None:
     assert RouteTemplate("health", prefix="").match("/health") == {}
     literal, param = RouteTemplate("items/new"), RouteTemplate("items/{id}")
     assert literal.precedence < param.precedence
+
+
+def test_admin_api_reports_status_and_refuses_what_it_cannot_run(
+    environ: dict[str, str],
+) -> None:
+    async def scenario() -> None:
+        async with hosted(environ) as host, aiohttp.ClientSession(host.base_url) as http:
+            async with http.get("/admin/host/status") as response:
+                assert response.status == 200
+                assert await response.json() == {
+                    "state": "Running",
+                    "functions": len(host.functions),
+                }
+            assert len(host.functions) == 10  # every function of the sample app
+            async with http.post("/admin/functions/get_item") as response:
+                assert response.status == 404  # an HTTP function does not run on demand
+                assert await response.json() == {"error": "no timer function named get_item"}
+            async with http.get("/admin/functions/tick") as response:
+                assert response.status == 405
+                assert response.headers["Allow"] == "POST"
+            async with http.post("/admin/nothing") as response:
+                assert response.status == 404
+            assert sample.TIMER_CALLS == []
+        keyed = {**environ, "FUNCTIONS_LOCAL_KEY": "s3cret"}
+        async with hosted(keyed) as host, aiohttp.ClientSession(host.base_url) as http:
+            async with http.post("/admin/functions/tick") as response:
+                assert response.status == 401
+            async with http.post(
+                "/admin/functions/tick", headers={"x-functions-key": "s3cret"}
+            ) as response:
+                assert response.status == 202
+            await wait_until(lambda: len(sample.TIMER_CALLS) == 1, 3, "the keyed admin run")
+
+    run(scenario())
