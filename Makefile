@@ -42,9 +42,9 @@ demo: install
 
 # Serves the app on http://localhost:7071/api/... against a fresh local Azure. To run it
 # against your own settings instead: cp local.settings.sample.json local.settings.json,
-# edit it, then `.venv/bin/python -m scripts.dev_runner`.
+# edit it, then `.venv/bin/python -m scripts.functions_host`.
 dev: install
-	@$(PY) -m scripts.dev_runner --local-azure
+	@$(PY) -m scripts.functions_host --local-azure
 
 simulator: install
 	$(PY) -m simulator

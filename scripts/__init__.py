@@ -1,1 +1,1 @@
-"""Developer tooling: prerequisite checks, Azurite launcher, local runner and demo."""
+"""Developer tooling: prerequisite checks, Azurite launcher, local Functions host and demo."""

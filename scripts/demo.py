@@ -1,6 +1,6 @@
 """`make demo`: the ad-hoc path end to end on the local Azure, through the function handlers.
 
-Starts Azurite and the simulator, hosts `function_app.app` with the local runner, uploads a
+Starts Azurite and the simulator, hosts `function_app.app` with the local Functions host, uploads a
 document and submits another over HTTP while the deployment is cold, and reports what really
 happened: the deployment's states as the management API reports them, both jobs' results,
 the teardown after the idle grace, and the billed hosting time from the simulator's meter
@@ -98,7 +98,9 @@ async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
     os.environ.update(demo_settings(azure))
     # Imported only now: the app reads its settings lazily from this environment.
     import function_app  # noqa: PLC0415
-    from scripts.dev_runner import LocalFunctionsHost  # noqa: PLC0415
+    from scripts.functions_host.blobs import BlobOptions  # noqa: PLC0415
+    from scripts.functions_host.host import LocalFunctionsHost  # noqa: PLC0415
+    from scripts.functions_host.http import HttpOptions  # noqa: PLC0415
     from shared.composition import get_services  # noqa: PLC0415
 
     services = await asyncio.to_thread(get_services)
@@ -115,10 +117,8 @@ async def run_demo(azure: LocalAzure, say: Timeline) -> dict[str, Any]:
 
     host = LocalFunctionsHost(
         function_app.app,
-        http_port=0,
         environ=os.environ,
-        blob_poll_seconds=0.2,
-        persist_blob_receipts=False,
+        options=[HttpOptions(port=0), BlobOptions(poll_seconds=0.2, persist_receipts=False)],
         # On Ctrl-C the terminal signals the local Azure too: little is gained by waiting.
         shutdown_timeout=2.0,
     )

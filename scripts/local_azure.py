@@ -1,6 +1,6 @@
 """Starts the whole local Azure (Azurite + simulator) and says which app settings point at it.
 
-Used by the demo, the local runner and the test fixtures, so all three configure the app the
+Used by the demo, the local Functions host and the test fixtures, so all three configure the app the
 same way: the same settings names the app reads in Azure, with local endpoints and the
 simulator's throwaway CA.
 """

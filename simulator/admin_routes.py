@@ -1,8 +1,8 @@
 """HTTP routes of the admin API (`/admin/...`, JSON in and out, no auth).
 
-Tests, the demo and the dev runner use these to reset state, read the billing meter, stats and
-clock, change timings at runtime and arm faults. Bad input is answered 400 with a message that
-says what is wrong; an unknown deployment is 404.
+Tests, the demo and the local Functions host use these to reset state, read the billing meter,
+stats and clock, change timings at runtime and arm faults. Bad input is answered 400 with a
+message that says what is wrong; an unknown deployment is 404.
 """
 
 from __future__ import annotations

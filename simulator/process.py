@@ -1,4 +1,4 @@
-"""Start and stop the simulator as a subprocess, for test fixtures, the demo and the dev runner.
+"""Start and stop the simulator as a subprocess, for tests, the demo and the local Functions host.
 
 `start_simulator` runs `python -m simulator` with a free port, waits for its one-line JSON
 "ready" announcement on stdout, and returns a `RunningSimulator` holding everything a client

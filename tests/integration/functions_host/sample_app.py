@@ -1,4 +1,4 @@
-"""A small FunctionApp used only by the dev runner's tests: one function per kind of trigger.
+"""A small FunctionApp used only by functions_host's tests: one function per kind of trigger.
 
 Handlers record what they received in module-level lists, which the tests (running the host
 in the same process) read back; `reset()` clears them between tests.

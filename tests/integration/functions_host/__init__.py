@@ -1,0 +1,1 @@
+"""Tests of scripts/functions_host, one module per concern of the package."""

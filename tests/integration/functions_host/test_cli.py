@@ -1,0 +1,123 @@
+"""The command line (`python -m scripts.functions_host`) in subprocesses: exit codes, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from tests.integration.functions_host.support import REPO_ROOT, SAMPLE_APP
+from tests.integration.processes import azurite_pids
+
+
+def _cli(args: list[str], environ: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, **environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "scripts.functions_host", "--app", SAMPLE_APP,
+         "--settings-file", "/nonexistent/local.settings.json", *args],
+        cwd=REPO_ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        **popen,
+    )  # fmt: skip
+
+
+def test_cli_port_busy_exits_2_with_one_line(environ: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with _cli(["--port", str(port)], environ) as process:
+            _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"functions_host: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another host running? pick another port with --port)"
+    ]
+
+
+def test_cli_port_busy_fails_before_starting_the_local_azure(environ: dict[str, str]) -> None:
+    azurites_before = azurite_pids()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with _cli(["--port", str(port), "--local-azure"], environ) as process:
+            _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"functions_host: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(is another host running? pick another port with --port)"
+    ], "nothing else may start (and print) before the port is known to be free"
+    assert not azurite_pids() - azurites_before, "an Azurite started here was left running"
+
+
+def test_cli_sigterm_while_the_local_azure_starts_leaves_no_process(
+    environ: dict[str, str],
+) -> None:
+    azurites_before = azurite_pids()
+    with _cli(["--port", "0", "--local-azure"], environ) as process:
+        try:
+            assert process.stderr is not None
+            # Azurite is up and the simulator is starting: the window where a plain SIGTERM
+            # used to kill the runner and orphan Azurite.
+            for line in process.stderr:
+                if "Azurite blob" in line:
+                    break
+            process.send_signal(signal.SIGTERM)
+            _, rest = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 130
+    assert "functions_host: interrupted before the host started; stopped" in rest
+    assert "Traceback" not in rest
+    assert not azurite_pids() - azurites_before, "an Azurite started here was left running"
+
+
+def test_cli_import_failure_exits_2_with_one_line(environ: dict[str, str]) -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "scripts.functions_host", "--app", "tests.integration.nope:app"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [
+        "functions_host: cannot import the function app module 'tests.integration.nope': "
+        "ModuleNotFoundError: No module named 'tests.integration.nope'"
+    ]
+
+
+def test_cli_serves_until_sigint_then_stops_cleanly(environ: dict[str, str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with _cli(["--port", str(port), "--functions", "get_item"], environ) as process:
+        try:
+            body = _get_when_up(f"http://127.0.0.1:{port}/api/items/5", process)
+            assert '"item_id": "5"' in body
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, stderr
+    assert "Executed 'Functions.get_item' (Succeeded" in stderr
+    assert "Host stopped" in stderr
+    assert "Traceback" not in stderr
+
+
+def _get_when_up(url: str, process: subprocess.Popen[str]) -> str:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return str(response.read().decode())
+        except (urllib.error.URLError, ConnectionError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

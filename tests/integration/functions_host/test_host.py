@@ -1,0 +1,109 @@
+"""The host's composition: a trigger kind plugs in with one `TRIGGER_KINDS` entry.
+
+A stand-in queue kind (no storage behind it) is registered for `queueTrigger`; the host must
+index its functions to it, hand it its options, start, stop and close it, list its functions,
+and let the admin API run its functions on demand, with no other change to the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aiohttp
+import azure.functions as func
+import pytest
+
+from scripts.functions_host import host as host_module
+from scripts.functions_host.host import LocalFunctionsHost
+from scripts.functions_host.http import HttpOptions
+from scripts.functions_host.indexing import IndexedFunction
+from scripts.functions_host.invocation import HOST_REASON
+from scripts.functions_host.triggers import HostContext, TriggerKind
+from tests.integration.functions_host.support import run, wait_until
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueOptions:
+    poll_seconds: float = 1.0
+
+
+class StandInQueueTriggers(TriggerKind):
+    on_demand_label = "queue"
+
+    def __init__(self, context: HostContext) -> None:
+        super().__init__(context)
+        self.options = context.options_for(QueueOptions)
+        self.functions: list[IndexedFunction] = []
+        self.events: list[str] = []
+
+    def add(self, function: IndexedFunction) -> None:
+        self.functions.append(function)
+
+    def describe(self) -> list[str]:
+        return [f"{f.name}: queueTrigger ({f.trigger['queueName']})" for f in self.functions]
+
+    async def start(self) -> None:
+        self.events.append("start")
+
+    async def stop(self) -> None:
+        self.events.append("stop")
+
+    async def close(self) -> None:
+        self.events.append("close")
+
+    def run_now(self, name: str) -> bool:
+        function = next((f for f in self.functions if f.name == name), None)
+        if function is None:
+            return False
+        invoker = self.context.invoker
+        invoker.track(invoker.invoke(function, "hello", HOST_REASON), f"queue:{name}")
+        return True
+
+
+def test_a_new_trigger_kind_plugs_in_with_one_registry_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        host_module,
+        "TRIGGER_KINDS",
+        {**host_module.TRIGGER_KINDS, "queueTrigger": StandInQueueTriggers},
+    )
+    received: list[str] = []
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.queue_trigger(arg_name="msg", queue_name="work", connection="Storage")
+    def on_queue(msg: str) -> None:
+        received.append(msg)
+
+    @app.route(route="ping")
+    def ping(req: func.HttpRequest) -> str:
+        return "pong"
+
+    host = LocalFunctionsHost(
+        app, environ={}, options=[HttpOptions(port=0), QueueOptions(poll_seconds=0.5)]
+    )
+    queue = host.trigger_kind(StandInQueueTriggers)
+    assert [f.name for f in host.functions] == ["on_queue", "ping"]
+    assert [f.name for f in queue.functions] == ["on_queue"]
+    assert queue.options == QueueOptions(poll_seconds=0.5)
+    assert host.describe() == ["ping: [all methods] /api/ping", "on_queue: queueTrigger (work)"]
+
+    async def scenario() -> None:
+        async with host, aiohttp.ClientSession(host.base_url) as http:
+            assert queue.events == ["start"]
+            async with http.post("/admin/functions/on_queue") as response:
+                assert response.status == 202
+            await wait_until(lambda: received == ["hello"], 3, "the on-demand queue run")
+            async with http.post("/admin/functions/nope") as response:
+                assert response.status == 404
+                assert await response.json() == {"error": "no timer or queue function named nope"}
+        assert queue.events == ["start", "stop", "close"]
+
+    run(scenario())
+    assert [(r.function_name, r.succeeded) for r in host.invocations] == [("on_queue", True)]
+
+
+def test_options_of_one_type_are_given_at_most_once() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+    with pytest.raises(TypeError, match="more than one HttpOptions"):
+        LocalFunctionsHost(app, environ={}, options=[HttpOptions(port=0), HttpOptions(port=1)])
