@@ -43,10 +43,13 @@ def test_sigterm_mid_demo_stops_the_local_azure_and_says_so() -> None:
 
 def outcome(**changes: object) -> dict[str, object]:
     observed: dict[str, object] = {
-        "blob_status": "succeeded",
-        "http_status": "succeeded",
+        "jobs": {
+            "uploaded MSA": ("succeeded", "contracts"),
+            "uploaded NDA": ("succeeded", "contracts"),
+            "submitted RFP": ("succeeded", "rfps"),
+        },
         "deleted": True,
-        "bill": {"deployments": [{"name": "ft-on-demand"}]},
+        "bill": {"deployments": [{"name": "ft-contracts"}, {"name": "ft-rfps"}]},
     }
     return {**observed, **changes}
 
@@ -54,13 +57,19 @@ def outcome(**changes: object) -> dict[str, object]:
 def test_the_closing_line_states_only_what_was_observed() -> None:
     assert verdict(outcome()) == (
         True,
-        "demo finished: uploaded document succeeded, HTTP submission succeeded, "
-        "1 provisioning(s), deployment deleted",
+        "demo finished: uploaded MSA succeeded on model contracts, uploaded NDA succeeded on "
+        "model contracts, submitted RFP succeeded on model rfps, 2 provisioning(s), both "
+        "deployments deleted",
     )
-    ok, line = verdict(outcome(bill={"deployments": [{}, {}]}, deleted=False))
+    ok, line = verdict(outcome(bill={"deployments": [{}, {}, {}]}, deleted=False))
     assert not ok
-    assert line == (
-        "demo failed: uploaded document succeeded, HTTP submission succeeded, "
-        "2 provisioning(s), deployment NOT deleted"
-    )
-    assert verdict(outcome(http_status="failed"))[0] is False
+    assert line.endswith("3 provisioning(s), a deployment was NOT deleted")
+    assert line.startswith("demo failed: ")
+    wrong_model = {
+        "uploaded MSA": ("succeeded", "rfps"),
+        "uploaded NDA": ("succeeded", "contracts"),
+        "submitted RFP": ("succeeded", "rfps"),
+    }
+    assert verdict(outcome(jobs=wrong_model))[0] is False
+    failed = {**wrong_model, "uploaded MSA": ("failed", "contracts")}
+    assert verdict(outcome(jobs=failed))[0] is False
