@@ -183,13 +183,14 @@ def build_services(
         create_attempts=settings.create_attempts,
     )
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    account_label = f"account {settings.aoai_account_name!r}"
 
     def provisioner(spec: DeploymentSpec, room: AccountRoom | None) -> DeploymentProvisioner:
         return DeploymentProvisioner(
             spec=spec,
             ledger=HoldLedger(ledger_store, spec.name, clock),
             deployments=deployments,
-            chat=ChatClient(openai_client, spec.name, policy),
+            chat=ChatClient(openai_client, spec.name, policy, account=account_label),
             timings=timings,
             room=room,
         )
@@ -219,7 +220,7 @@ def build_services(
         hosted[model.name] = HostedDeployment(
             model=model,
             provisioner=model_provisioner,
-            chat=ChatClient(openai_client, model.deployment, policy),
+            chat=ChatClient(openai_client, model.deployment, policy, account=account_label),
         )
     jobs = JobStore(
         JsonBlobStore(blob_service.get_container_client(settings.jobs_container), JobRecord)

@@ -20,9 +20,12 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_any,
     stop_before_delay,
+    wait_random,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,16 @@ class RequestRejected(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class NotAuthorized(RequestRejected):
+    """The app's identity may not call the deployment: a role is missing, retrying won't help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("not_authorized", reason)
+
+
+INFERENCE_ROLE = "Cognitive Services OpenAI User (5e0bd9bd-7b93-4f28-af87-19fc36ad61bd)"
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,11 @@ def retry_after_seconds(error: BaseException) -> float | None:
 
 
 class _WaitRetryAfter:
-    """tenacity wait: the server's Retry-After when it gave one, else jittered backoff."""
+    """tenacity wait: the server's Retry-After plus a little jitter, else jittered backoff.
+
+    Workers that saw the same 429 were told the same wait; the jitter (up to a tenth of it,
+    at least 50 ms, at most 1 s) keeps them from all coming back in the same millisecond.
+    """
 
     def __init__(self, backoff_max: float) -> None:
         self._fallback = wait_random_exponential(multiplier=0.5, max=backoff_max)
@@ -118,7 +135,22 @@ class _WaitRetryAfter:
     def __call__(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         asked = retry_after_seconds(error) if error is not None else None
-        return asked if asked is not None else float(self._fallback(state))
+        if asked is None:
+            return float(self._fallback(state))
+        return asked + float(wait_random(0, min(1.0, max(0.05, asked / 10)))(state))
+
+
+class _AttemptsSpentUnlessThrottled(stop_base):
+    """Count attempts against failures only: throttling is bounded by time alone, since a
+    storm of short Retry-After waits would use up any count long before the time budget."""
+
+    def __init__(self, max_attempts: int) -> None:
+        self._spent = stop_after_attempt(max_attempts)
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None else None
+        return not isinstance(error, openai.RateLimitError) and self._spent(retry_state)
 
 
 class ChatClient:
@@ -130,11 +162,13 @@ class ChatClient:
         deployment: str,
         policy: RetryPolicy,
         *,
+        account: str = "the Azure OpenAI account",
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
         self._client = client
         self.deployment = deployment
+        self._account = account
         self._policy = policy
         self._sleep = sleep
         self._monotonic = monotonic
@@ -171,7 +205,10 @@ class ChatClient:
             retry=retry_if_exception(retryable),
             wait=_WaitRetryAfter(self._policy.backoff_max_seconds),
             # stop_before_delay: a Retry-After that would end past the budget is not slept.
-            stop=stop_after_attempt(self._policy.max_attempts) | stop_before_delay(budget),
+            stop=stop_any(
+                _AttemptsSpentUnlessThrottled(self._policy.max_attempts),
+                stop_before_delay(budget),
+            ),
             sleep=self._sleep,
             before_sleep=_log_retry,
             reraise=True,
@@ -187,10 +224,13 @@ class ChatClient:
             raise
         except _TRANSIENT as error:
             attempts = retrying.statistics.get("attempt_number", 1)
+            spent = self._monotonic() - started
             raise InferenceUnavailable(
-                f"the deployment stayed unavailable within {attempts} attempt(s) and "
-                f"{budget:.0f} s: {type(error).__name__}: {error}"
+                f"the deployment stayed throttled or unavailable for {spent:.0f} s "
+                f"({attempts} attempt(s), budget {budget:.0f} s): {type(error).__name__}: {error}"
             ) from error
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+            raise self._not_authorized(error) from error
         except openai.BadRequestError as error:
             raise _describe_bad_request(error) from error
         usage = response.usage
@@ -224,10 +264,19 @@ class ChatClient:
             raise
         except openai.RateLimitError:
             return True
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+            raise self._not_authorized(error) from error
         except _SERVER_TRANSIENT:
             logger.info("readiness probe of %s failed transiently; polling again", self.deployment)
             return False
         return True
+
+    def _not_authorized(self, error: openai.APIStatusError) -> NotAuthorized:
+        return NotAuthorized(
+            f"the data plane refused the app's identity ({error.status_code} "
+            f"{error.code or ''}: {error.message}). Give the app's managed identity the {INFERENCE_ROLE} role on "
+            f"{self._account}, then upload the document again."
+        )
 
     def _request_timeout(self, deadline: float | None) -> float:
         """One call's HTTP timeout: the policy's, cut to what the caller has left."""

@@ -86,11 +86,45 @@ _DATA_SERVER_ERRORS: dict[int, tuple[str, str]] = {
     ),
     504: ("Timeout", "The operation was timeout."),
 }
-INJECTABLE_STATUSES = frozenset(_ARM_SERVER_ERRORS)
+# Refusals of the caller's identity: a token for another tenant or audience (401), or an
+# identity without the role the action needs (403). Bodies as Azure sends them.
+_ARM_AUTH_ERRORS: dict[int, tuple[str, str]] = {
+    401: (
+        "InvalidAuthenticationToken",
+        "The access token is invalid.",
+    ),
+    403: (
+        "AuthorizationFailed",
+        "The client 'app-identity' with object id '00000000-0000-0000-0000-000000000001' does "
+        "not have authorization to perform action "
+        "'Microsoft.CognitiveServices/accounts/deployments/write' over scope '/subscriptions/"
+        "...' or the scope is invalid. If access was recently granted, please refresh your "
+        "credentials.",
+    ),
+}
+_DATA_AUTH_ERRORS: dict[int, tuple[str, str]] = {
+    401: (
+        "401",
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+        "provide a valid key for an active subscription and use a correct regional API endpoint "
+        "for your resource.",
+    ),
+    403: (
+        "PermissionDenied",
+        "The principal `00000000-0000-0000-0000-000000000001` lacks the required data action "
+        "`Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action` to "
+        "perform `POST /openai/deployments/{deployment-id}/chat/completions` operation.",
+    ),
+}
+INJECTABLE_STATUSES = frozenset(_ARM_SERVER_ERRORS) | frozenset(_ARM_AUTH_ERRORS)
 
 
 def server_error(plane: str, status: int) -> ApiError:
-    """The error Azure answers with for `status` (500, 502, 503, 504) on `plane`."""
+    """The error Azure answers with for `status` (401, 403, 500, 502, 503, 504) on `plane`."""
+    if status in _ARM_AUTH_ERRORS:
+        auth = _ARM_AUTH_ERRORS if plane == "management" else _DATA_AUTH_ERRORS
+        code, message = auth[status]
+        return ApiError(status, {"error": {"code": code, "message": message}})
     table = _ARM_SERVER_ERRORS if plane == "management" else _DATA_SERVER_ERRORS
     code, message = table.get(status, table[500])
     return ApiError(status, {"error": {"code": code, "message": message}})

@@ -279,6 +279,8 @@ class DocumentEngine:
             if error.retryable:
                 return self._retry_or_fail(record, worker, error.code, error.reason, error)
             return self._fail(record, worker, error.code, error.reason)
+        except RequestRejected as rejected:  # the readiness probe was refused (a role)
+            return self._fail(record, worker, rejected.code, rejected.reason)
         wait_seconds = self._monotonic() - waiting_started
         if not already_ready:
             self._move(record.id, "running", waiting_reason=None)

@@ -6,12 +6,18 @@ It turns SDK models and errors into plain values (`DeploymentSnapshot`) and clea
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
 from azure.core.polling import LROPoller
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.mgmt.cognitiveservices.models import (
@@ -25,6 +31,7 @@ from azure.mgmt.core.polling.arm_polling import ARMPolling
 logger = logging.getLogger(__name__)
 
 OWNER_TAG_KEY = "managed-by"
+MANAGEMENT_ROLE = "Cognitive Services Contributor (25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68)"
 TRANSITIONAL_STATES = frozenset({"Accepted", "Creating", "Deleting", "Moving"})
 RECREATE_STATES = frozenset({"Failed", "Canceled"})
 FINE_TUNED_MARKER = ".ft-"
@@ -150,19 +157,46 @@ class AzureDeployments:
         self._account = account
         self._polling_interval = polling_interval
 
+    @contextlib.contextmanager
+    def _refusals_named(self, action: str) -> Iterator[None]:
+        """A 401 or 403 is a missing role, not a passing fault: say which role, at once."""
+        try:
+            yield
+        except HttpResponseError as error:
+            if not isinstance(error, ClientAuthenticationError) and error.status_code not in (
+                401,
+                403,
+            ):
+                raise
+            message = getattr(getattr(error, "error", None), "message", None) or str(error)
+            raise ProvisioningError(
+                f"the management API refused to let the app's identity {action} on account "
+                f"{self._account!r} ({error.status_code} {error_code(error) or ''}: "
+                f"{message}). Give the app's managed identity the {MANAGEMENT_ROLE} role on the "
+                "account.",
+                code="not_authorized",
+            ) from error
+
     def get(self, name: str) -> DeploymentSnapshot:
         try:
-            deployment = self._client.deployments.get(self._resource_group, self._account, name)
+            with self._refusals_named(f"read deployment {name!r}"):
+                deployment = self._client.deployments.get(self._resource_group, self._account, name)
         except ResourceNotFoundError:
             return DeploymentSnapshot(name=name, exists=False)
         return _snapshot(deployment)
 
     def list(self) -> list[DeploymentSnapshot]:
-        return [
-            _snapshot(d) for d in self._client.deployments.list(self._resource_group, self._account)
-        ]
+        with self._refusals_named("list deployments"):
+            return [
+                _snapshot(d)
+                for d in self._client.deployments.list(self._resource_group, self._account)
+            ]
 
     def begin_create(self, spec: DeploymentSpec) -> LROPoller[Deployment]:
+        with self._refusals_named(f"create deployment {spec.name!r}"):
+            return self._begin_create(spec)
+
+    def _begin_create(self, spec: DeploymentSpec) -> LROPoller[Deployment]:
         deployment = Deployment(
             sku=Sku(name=spec.sku, capacity=spec.capacity),
             tags={OWNER_TAG_KEY: spec.owner_tag},
@@ -191,12 +225,13 @@ class AzureDeployments:
         )
 
     def begin_delete(self, name: str) -> LROPoller[None]:
-        return self._client.deployments.begin_delete(
-            self._resource_group,
-            self._account,
-            name,
-            polling=PatientArmPolling(self._polling_interval),
-        )
+        with self._refusals_named(f"delete deployment {name!r}"):
+            return self._client.deployments.begin_delete(
+                self._resource_group,
+                self._account,
+                name,
+                polling=PatientArmPolling(self._polling_interval),
+            )
 
     def _create_polling(self) -> PatientArmPolling:
         # The same final-state rule the SDK uses for this operation.

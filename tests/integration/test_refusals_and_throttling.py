@@ -1,0 +1,110 @@
+"""A missing role fails a job at once and says which role; throttling is bounded by time.
+
+Against the simulator: 401/403 answers are injected on either plane, and a capacity-1
+deployment throttles real requests with Retry-After.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.composition import AppServices
+from shared.inference import ChatRequest
+from simulator.process import RunningSimulator
+from tests.integration.conftest import ServicesFactory
+
+SHORT_ANSWERS = json.dumps(
+    {
+        "default": {
+            "system_prompt": "You review contracts.",
+            "user_prompt_template": "{filename}:\n{document}",
+            "max_output_tokens": 50,
+        }
+    }
+)
+HELLO = ChatRequest(
+    messages=[{"role": "user", "content": "hello"}],
+    max_tokens=50,
+    response_format=None,
+    temperature=0.0,
+    purpose="test",
+)
+
+
+def process(services: AppServices, name: str, data: bytes) -> Any:
+    return services.engine.process_blob(services.settings.input_container, name, data)
+
+
+def error_record(services: AppServices, name: str) -> dict[str, Any]:
+    container = services.blob_service.get_container_client(services.settings.output_container)
+    return json.loads(container.download_blob(f"{name}.error.json").readall())["error"]  # type: ignore[no-any-return]
+
+
+def test_a_refused_management_call_fails_the_job_at_once_naming_the_role(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    sim.admin.inject_errors("management", 403, 1.0)
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = error_record(services, "doc.txt")
+    assert error["code"] == "not_authorized"
+    assert "AuthorizationFailed" in error["reason"]
+    assert (
+        "Cognitive Services Contributor (25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68)" in (error["reason"])
+    )
+    record = services.jobs.get(outcome.job_id)
+    assert record is not None and record.attempts == 1, "no blind re-deliveries"
+
+
+def test_a_refused_inference_fails_the_job_at_once_naming_the_role(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=3600)
+    assert process(services, "warm.txt", b"warm up").status == "succeeded"
+    sim.admin.inject_errors("data", 403, 1.0)
+    before = sim.admin.stats()["data"]
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = error_record(services, "doc.txt")
+    assert error["code"] == "not_authorized"
+    assert "PermissionDenied" in error["reason"]
+    assert (
+        "Cognitive Services OpenAI User (5e0bd9bd-7b93-4f28-af87-19fc36ad61bd)" in (error["reason"])
+    )
+    assert f"account {services.settings.aoai_account_name!r}" in error["reason"]
+    assert sim.admin.stats()["data"]["chat"] - before["chat"] == 1, "not retried"
+
+
+def test_a_refused_readiness_probe_fails_the_job_too(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services()
+    sim.admin.inject_errors("data", 401, 1.0)
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    assert error_record(services, "doc.txt")["code"] == "not_authorized"
+
+
+def test_throttling_is_bounded_by_time_not_by_a_count_of_short_waits(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    # One attempt for failures: under the old count-based stop the first 429 ended the request.
+    services = make_services(
+        DEPLOYMENT_CAPACITY=1,
+        IDLE_GRACE_SECONDS=3600,
+        INFERENCE_MAX_ATTEMPTS=1,
+        INFERENCE_MAX_SECONDS=30,
+        PROCESSING_PROFILES=SHORT_ANSWERS,
+    )
+    assert process(services, "warm.txt", b"warm up").status == "succeeded"
+    # A capacity-1 deployment allows one request per ten simulated seconds: a sixth of a
+    # real second at this time scale, so the 429s' Retry-After waits are short.
+    sim.admin.configure(time_scale=60)
+    chat = services.model().chat
+    chat.complete(HELLO)
+    before = sim.admin.stats()["data"]
+    result = chat.complete(HELLO)
+    assert result.attempts >= 2
+    assert sim.admin.stats()["data"]["throttled"] > before["throttled"]
