@@ -6,8 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 AZURITE_STAMP := .tools/azurite/.installed
+# checkov has its own environment: it pins old dependencies that conflict with pytest.
+CHECKOV_VENV := .tools/checkov/venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: all install test lint typecheck pytest demo dev simulator azurite bench lock clean
+.PHONY: all install test lint typecheck infra-check pytest demo dev simulator azurite bench lock clean
 
 all: test
 
@@ -23,6 +26,11 @@ $(AZURITE_STAMP): .tools/azurite/package.json .tools/azurite/package-lock.json
 	cd .tools/azurite && npm ci --silent --no-audit --no-fund --ignore-scripts
 	@touch $@
 
+$(CHECKOV_STAMP): .tools/checkov/requirements.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r .tools/checkov/requirements.txt
+	@touch $@
+
 install: $(STAMP) $(AZURITE_STAMP)
 
 lint: $(STAMP)
@@ -35,7 +43,11 @@ typecheck: $(STAMP)
 pytest: install
 	$(VENV)/bin/pytest
 
-test: lint typecheck pytest
+# checkov over infra/ (offline): fails on any failed check, unparsed file, or empty run.
+infra-check: $(STAMP) $(CHECKOV_STAMP)
+	$(PY) -m scripts.infra_check infra
+
+test: lint typecheck infra-check pytest
 
 demo: install
 	$(PY) -m scripts.demo
@@ -60,6 +72,7 @@ lock:
 	$(PYTHON) -m venv /tmp/lock-venv && /tmp/lock-venv/bin/pip install --quiet uv
 	/tmp/lock-venv/bin/uv pip compile --python-version 3.11 --no-header requirements.in -o requirements.txt
 	/tmp/lock-venv/bin/uv pip compile --python-version 3.11 --no-header requirements-dev.in -o requirements-dev.txt
+	/tmp/lock-venv/bin/uv pip compile --python-version 3.11 --no-header .tools/checkov/requirements.in -o .tools/checkov/requirements.txt
 
 clean:
-	rm -rf $(VENV) .tools/azurite/node_modules $(AZURITE_STAMP) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools/azurite/node_modules $(AZURITE_STAMP) $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -18,9 +18,15 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 logger = logging.getLogger(__name__)
 
 
+# Event Grid source: the only one Flex Consumption supports, and a blob is delivered within
+# seconds instead of after a container scan. Azure needs an Event Grid subscription to the blobs
+# webhook for it (infra/hooks/postdeploy.*); the local runner polls the container instead.
 @app.function_name("process_uploaded_document")
 @app.blob_trigger(
-    arg_name="document", path="%INPUT_CONTAINER%/{name}", connection="DocumentStorage"
+    arg_name="document",
+    path="%INPUT_CONTAINER%/{name}",
+    connection="DocumentStorage",
+    source=func.BlobSource.EVENT_GRID,
 )
 def process_uploaded_document(document: func.InputStream) -> None:
     """A document landed in the input container: process it on the on-demand deployment."""
