@@ -274,8 +274,8 @@ class ChatClient:
     def _not_authorized(self, error: openai.APIStatusError) -> NotAuthorized:
         return NotAuthorized(
             f"the data plane refused the app's identity ({error.status_code} "
-            f"{error.code or ''}: {error.message}). Give the app's managed identity the {INFERENCE_ROLE} role on "
-            f"{self._account}, then upload the document again."
+            f"{error.code or ''}: {error.message}). Give the app's managed identity the "
+            f"{INFERENCE_ROLE} role on {self._account}, then upload the document again."
         )
 
     def _request_timeout(self, deadline: float | None) -> float:
