@@ -12,11 +12,11 @@ import contextlib
 import logging
 import socket
 import ssl
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import httpx2
@@ -99,6 +99,12 @@ def build_blob_service(settings: AppSettings, credential: TokenCredential) -> Bl
         )
     assert settings.storage_blob_service_uri is not None  # guaranteed by the settings validator
     return BlobServiceClient(account_url=settings.storage_blob_service_uri, credential=credential)
+
+
+# The HTTP clients log every request at INFO; in Application Insights that is one trace per
+# request (15% of all log lines in a cold burst), so only their warnings are kept.
+for _chatty in ("httpx", "httpx2"):
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 
 def build_openai_client(settings: AppSettings, credential: TokenCredential) -> openai.AzureOpenAI:
@@ -280,7 +286,26 @@ def build_services(
     )
 
 
-@lru_cache(maxsize=1)
+_services: AppServices | None = None
+_services_lock = threading.Lock()
+
+
 def get_services() -> AppServices:
-    """The app's services, built on first use from the environment's settings."""
-    return build_services(get_settings())
+    """The app's services, built once on first use from the environment's settings.
+
+    A cold instance's first deliveries arrive on several threads at once; the lock makes them
+    share one build (one credential, one set of clients) instead of each building its own.
+    """
+    global _services  # noqa: PLW0603 - the composition root's one instance per process
+    if _services is None:
+        with _services_lock:
+            if _services is None:
+                _services = build_services(get_settings())
+    return _services
+
+
+def reset_services() -> None:
+    """Forget the built services (tests that change the environment between cases)."""
+    global _services  # noqa: PLW0603
+    with _services_lock:
+        _services = None

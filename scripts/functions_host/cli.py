@@ -97,7 +97,7 @@ def _configure_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # Like host.json's "Azure.Core": "Warning": the SDK logs every poll request at INFO.
-    for noisy in ("azure", "aiohttp.access", "urllib3", "httpx"):
+    for noisy in ("azure", "aiohttp.access", "urllib3", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

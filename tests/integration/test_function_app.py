@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import azure.functions as func
@@ -41,10 +43,10 @@ def services(
         ),
     )
     settings.get_settings.cache_clear()
-    composition.get_services.cache_clear()
+    composition.reset_services()
     yield composition.get_services()
     settings.get_settings.cache_clear()
-    composition.get_services.cache_clear()
+    composition.reset_services()
 
 
 @functools.cache
@@ -209,3 +211,13 @@ def test_a_submission_that_cannot_be_stored_answers_503_and_records_why(
     failed = body(get_job(body(response)["job_id"]))
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "store_failed"
+
+
+def test_concurrent_first_invocations_share_one_build_of_the_services(
+    services: AppServices,
+) -> None:
+    composition.reset_services()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        built = list(pool.map(lambda _: composition.get_services(), range(6)))
+    assert len({id(s) for s in built}) == 1
+    assert logging.getLogger("httpx2").level == logging.WARNING
