@@ -41,6 +41,7 @@ from shared.hosting.ledger import HoldLedger
 from shared.hosting.provisioner import AccountRoom, DeploymentProvisioner, ProvisioningTimings
 from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
+from shared.observability import configure_telemetry, install_log_fields
 from shared.settings import AppSettings, get_settings
 from shared.storage import JsonBlobStore
 
@@ -130,6 +131,16 @@ def build_openai_client(settings: AppSettings, credential: TokenCredential) -> o
     return openai.AzureOpenAI(azure_ad_token_provider=provider, **common)
 
 
+_telemetry_configured = False
+
+
+def configure_telemetry_once(credential: TokenCredential) -> None:
+    """The exporter is process-wide: a second configuration would send every log twice."""
+    global _telemetry_configured  # noqa: PLW0603 - one exporter per process
+    if not _telemetry_configured:
+        _telemetry_configured = configure_telemetry(credential)
+
+
 def deployment_spec(model: HostedModel, catalog: Catalog, owner_tag: str) -> DeploymentSpec:
     """What to deploy for a hosted model."""
     single = catalog.source == SINGLE_MODEL_SOURCE
@@ -150,7 +161,10 @@ def build_services(
     settings: AppSettings, *, clock: Callable[[], datetime] = utc_now
 ) -> AppServices:
     catalog = settings.catalog
+    install_log_fields()
     credential = build_credential(settings)
+    if settings.azure_auth_mode == "identity":
+        configure_telemetry_once(credential)
     blob_service = build_blob_service(settings, credential)
     for container in (
         settings.input_container,

@@ -8,6 +8,7 @@ work it protects.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -24,7 +25,11 @@ class PeriodicRenewal:
         self._lifetime = lifetime_seconds
         self._renew = renew
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        # The renewals log under the job's or deployment's fields, as the work they protect.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=name, daemon=True
+        )
 
     def __enter__(self) -> PeriodicRenewal:
         self._thread.start()

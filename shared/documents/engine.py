@@ -55,6 +55,7 @@ from shared.inference import (
     ModelRefusal,
     RequestRejected,
 )
+from shared.observability import log_fields
 from shared.renewal import PeriodicRenewal
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,10 @@ class DocumentEngine:
 
     def process_blob(self, container: str, name: str, data: bytes) -> JobOutcome:
         job_id = job_id_for(container, name, data)
+        with log_fields(job_id=job_id):
+            return self._process_blob(job_id, container, name, data)
+
+    def _process_blob(self, job_id: str, container: str, name: str, data: bytes) -> JobOutcome:
         worker = f"{self._instance}:{uuid.uuid4().hex[:8]}"
         ttl = timedelta(seconds=self._limits.job_hold_seconds)
 
@@ -224,6 +229,30 @@ class DocumentEngine:
             return self._fail(record, worker, "profile_config", str(misconfigured))
 
         hold_id = f"job:{record.id}"
+        with log_fields(model=hosted.name, deployment=hosted.spec.name, hold_id=hold_id):
+            return self._hold_and_run(
+                record,
+                profile=profile,
+                requests=requests,
+                worker=worker,
+                ttl=ttl,
+                hosted=hosted,
+                hold_id=hold_id,
+                job_deadline=job_deadline,
+            )
+
+    def _hold_and_run(
+        self,
+        record: JobRecord,
+        *,
+        profile: ProcessingProfile,
+        requests: list[ChatRequest],
+        worker: str,
+        ttl: timedelta,
+        hosted: HostedDeployment,
+        hold_id: str,
+        job_deadline: float,
+    ) -> JobOutcome:
         ledger = hosted.ledger
         held = ledger.place_hold(hold_id, "job", worker, ttl)
         try:

@@ -20,6 +20,7 @@ from shared.hosting.holds import KnownState, mark_suspect
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
 from shared.hosting.provisioner import DeploymentProvisioner
+from shared.observability import log_fields
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +72,12 @@ class DeploymentReaper:
             else:
                 provisioner = self._provisioner_for(snapshot.name)
                 idle_grace, max_lifetime = self._idle_grace, self._max_lifetime
-            outcome = provisioner.teardown_if_idle(
-                owner, idle_grace=idle_grace, snapshot=snapshot, max_lifetime=max_lifetime
-            )
+            with log_fields(
+                deployment=snapshot.name, model=owner_model.name if owner_model else None
+            ):
+                outcome = provisioner.teardown_if_idle(
+                    owner, idle_grace=idle_grace, snapshot=snapshot, max_lifetime=max_lifetime
+                )
             if outcome.deleted:
                 logger.info("reaper deleted %s: %s", snapshot.name, outcome.reason)
             else:

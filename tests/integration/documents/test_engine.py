@@ -7,6 +7,7 @@ billing meter counts exactly the deployments this test created.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -470,3 +471,22 @@ def test_an_answer_cut_off_at_max_tokens_is_a_failure_not_a_result(
     assert "max_output_tokens" in error["reason"]
     container = services.blob_service.get_container_client(services.settings.output_container)
     assert [b.name for b in container.list_blobs()] == ["doc.txt.error.json"]
+
+
+def test_every_log_line_of_a_job_carries_its_ids(
+    make_services: ServicesFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    services = make_services()
+    with caplog.at_level(logging.INFO, logger="shared"):
+        outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "succeeded"
+    records = [r for r in caplog.records if r.name.startswith("shared.")]
+    assert len(records) > 5
+    assert {getattr(r, "job_id", None) for r in records} == {outcome.job_id}
+    hosting = [r for r in records if r.name.startswith("shared.hosting")]
+    assert hosting, "the provisioner logged while the job held the deployment"
+    deployment = services.model().spec.name
+    assert {(getattr(r, "model", None), getattr(r, "deployment", None)) for r in hosting} == {
+        ("default", deployment)
+    }
+    assert {getattr(r, "hold_id", None) for r in hosting} == {f"job:{outcome.job_id}"}
