@@ -2,6 +2,13 @@
 
 Pure: no network, no storage, no SDK. Parts end at paragraph breaks, then lines, then
 sentences, then token windows that prefer to end after whitespace.
+
+Hand-written because semantic-text-splitter and semchunk (both tried) rank longer newline runs
+as stronger boundaries and end parts at them when the next section does not fit whole, rather
+than filling the part with its paragraphs: on 1.9 MB texts where 1% of the paragraph breaks
+are two blank lines, they need about 10 and 13 parts more than the 39 this module makes, over
+the default limit of 40. semchunk also splits at `?` before `!` and never packs the pieces back
+together, so `Seven? 八。九。` (3 words) becomes two parts at a 3-word budget.
 """
 
 from __future__ import annotations

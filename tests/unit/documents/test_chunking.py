@@ -66,8 +66,32 @@ def test_a_word_too_long_alone_is_cut_into_windows() -> None:
     assert split_into_parts("abcdefghij", budget=4, count=len) == ["abcd", "efgh", "ij"]
 
 
+def test_parts_are_packed_across_paragraph_breaks_of_any_length() -> None:
+    # A longer blank run is no stronger a boundary: ending parts at the longest runs would
+    # leave them under-filled, so a document that fits in `max_chunks` parts might not.
+    assert split_into_parts("a b\n\n\nc d\n\ne f", budget=4, count=words) == [
+        "a b\n\n\nc d\n\n",
+        "e f",
+    ]
+
+
 def test_whitespace_only_parts_are_joined_to_a_neighbour() -> None:
     assert split_into_parts("\n\n\nabcdef", budget=3, count=len) == ["\n\n\nabc", "def"]
+
+
+def test_separators_that_str_strip_removes_are_whitespace_for_parts_and_budgets() -> None:
+    # U+001C-U+001F are whitespace to str.strip, which callers apply to parts, though not to
+    # Unicode: a part of them alone would be blank.
+    assert split_into_parts("\x1c\x1c\x1cabcdef", budget=3, count=len) == ["\x1c\x1c\x1cabc", "def"]
+    assert split_into_parts("ab\x1c\x1c\x1c\x1ccd", budget=2, count=len) == [
+        "ab\x1c\x1c\x1c\x1c",
+        "cd",
+    ]
+
+
+def test_an_empty_text_has_no_parts_and_a_blank_text_one() -> None:
+    assert split_into_parts("", budget=3, count=len) == []
+    assert split_into_parts("  \n", budget=3, count=len) == ["  \n"]
 
 
 def test_a_group_the_tokenizer_counts_higher_than_its_pieces_is_halved() -> None:
@@ -152,3 +176,23 @@ def test_random_paragraphs_that_fit_are_never_cut(seed: int) -> None:
         assert re.search(r"\n\n\Z", part)
         # Greedy: the next paragraph would not have fitted in this part.
         assert words(part) + words(following.split("\n\n")[0]) > budget
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_paragraphs_between_blank_runs_of_any_length_are_packed_greedily(seed: int) -> None:
+    rng = random.Random(f"blank-runs-{seed}")
+    paragraphs = [
+        " ".join("w" * rng.randint(1, 8) for _ in range(rng.randint(1, 20)))
+        for _ in range(rng.randint(2, 30))
+    ]
+    breaks = ["\n\n", "\n\n", "\n\n\n", "\n \n", "\n\n\n\n"]
+    text = paragraphs[0] + "".join(rng.choice(breaks) + paragraph for paragraph in paragraphs[1:])
+    budget = max(words(paragraph) for paragraph in paragraphs) + rng.randint(0, 30)
+
+    parts = split_into_parts(text, budget=budget, count=words)
+
+    assert "".join(parts) == text
+    assert [piece for part in parts for piece in re.split(r"\n\s*\n", part.strip())] == paragraphs
+    for part, following in itertools.pairwise(parts):
+        assert re.search(r"\n\s*\n\Z", part)
+        assert words(part) + words(re.split(r"\n\s*\n", following)[0]) > budget
