@@ -32,6 +32,7 @@ from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import JobRecord
+from shared.documents.outcomes import OutcomeStore
 from shared.documents.submissions import JobSubmissions
 from shared.documents.tokens import make_token_counter
 from shared.hosting.deployments import AzureDeployments, DeploymentSpec
@@ -259,7 +260,7 @@ def build_services(
         catalog=catalog,
         hosted=hosted,
         jobs=jobs,
-        output=output,
+        outcomes=OutcomeStore(output, blob_service),
         default_profile=settings.default_profile,
         counter=make_token_counter(settings.tiktoken_encoding),
         limits=limits,

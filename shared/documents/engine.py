@@ -11,7 +11,6 @@ record saying so and raises, so the Functions host delivers the blob again.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -20,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.storage.blob import ContentSettings
 
 from shared.catalog import Catalog
 from shared.documents.decoding import DocumentRejected, decode_document
@@ -35,6 +33,7 @@ from shared.documents.jobs import (
     new_job,
     release_job,
 )
+from shared.documents.outcomes import OutcomeKind, OutcomeStore, VersionStamp, content_md5
 from shared.documents.planning import ModelAnswerInvalid, parse_answer, plan_document, run_combine
 from shared.documents.profiles import (
     ProcessingProfile,
@@ -133,7 +132,7 @@ class DocumentEngine:
         catalog: Catalog,
         hosted: Mapping[str, HostedDeployment],
         jobs: JobStore,
-        output: ContainerClient,
+        outcomes: OutcomeStore,
         default_profile: str,
         counter: TokenCounter,
         limits: EngineLimits,
@@ -144,7 +143,7 @@ class DocumentEngine:
         self._catalog = catalog
         self._hosted = hosted
         self._jobs = jobs
-        self._output = output
+        self._outcomes = outcomes
         self._profiles = catalog.profiles
         self._default_profile = default_profile
         self._counter = counter
@@ -184,6 +183,7 @@ class DocumentEngine:
         logger.info(
             "job %s claimed for %s/%s (attempt %d)", job_id, container, name, record.attempts
         )
+        record = self._note_version(record, container, data)
         try:
             return self._process(record, data, worker, ttl)
         except RetryLater:
@@ -381,7 +381,6 @@ class DocumentEngine:
         wait_seconds: float,
         inference_seconds: float,
     ) -> str:
-        name = f"{record.input_blob}.result.json"
         document = {
             "job_id": record.id,
             "input": f"{record.input_container}/{record.input_blob}",
@@ -402,34 +401,63 @@ class DocumentEngine:
                 "wait_for_deployment_seconds": round(wait_seconds, 3),
                 "inference_seconds": round(inference_seconds, 3),
                 "completed_at": self._clock().isoformat(),
+                **self._version_provenance(record),
             },
         }
-        self._put_once(name, document)
-        return name
+        return self._write_outcome(record, "result", document)
 
     def _fail(self, record: JobRecord, worker: str, code: str, reason: str) -> JobOutcome:
-        name = f"{record.input_blob}.error.json"
-        self._put_once(
-            name,
-            {
-                "job_id": record.id,
-                "input": f"{record.input_container}/{record.input_blob}",
-                "error": {"code": code, "reason": reason},
-                "failed_at": self._clock().isoformat(),
-            },
-        )
+        document = {
+            "job_id": record.id,
+            "input": f"{record.input_container}/{record.input_blob}",
+            "error": {"code": code, "reason": reason},
+            "failed_at": self._clock().isoformat(),
+            **self._version_provenance(record),
+        }
+        name = self._write_outcome(record, "error", document)
         self._move(record.id, "failed", error=JobError(code=code, reason=reason), error_blob=name)
         logger.warning("job %s failed (%s): %s", record.id, code, reason)
         return JobOutcome(record.id, "failed", error_blob=name)
 
-    def _put_once(self, name: str, document: dict[str, Any]) -> None:
-        try:
-            self._output.upload_blob(
-                name, json.dumps(document, indent=2), overwrite=False, content_settings=_JSON
-            )
-        except ResourceExistsError:
-            # A previous attempt wrote it before crashing; the first write stands.
-            logger.info("%s already written; keeping the first", name)
+    def _write_outcome(self, record: JobRecord, kind: OutcomeKind, document: dict[str, Any]) -> str:
+        stamp = (
+            None
+            if record.superseded or record.input_uploaded_at is None
+            else VersionStamp(record.input_uploaded_at, record.id)
+        )
+        md5 = bytes.fromhex(record.input_md5) if record.input_md5 else None
+        return self._outcomes.write(
+            record.input_blob,
+            record.id,
+            kind,
+            document,
+            stamp,
+            still_current=lambda: (
+                md5 is None
+                or self._outcomes.holds_content(record.input_container, record.input_blob, md5)
+            ),
+        )
+
+    @staticmethod
+    def _version_provenance(record: JobRecord) -> dict[str, Any]:
+        uploaded = record.input_uploaded_at
+        return {"input_uploaded_at": uploaded.isoformat() if uploaded is not None else None}
+
+    def _note_version(self, record: JobRecord, container: str, data: bytes) -> JobRecord:
+        """Read, once per job, which version of its input the job holds (see outcomes.py)."""
+        if record.input_uploaded_at is not None or record.superseded:
+            return record
+        md5 = content_md5(data)
+        stamp = self._outcomes.stamp_for(
+            container, record.input_blob, md5, record.id, now=self._clock()
+        )
+        fields: dict[str, Any] = {"input_md5": md5.hex()}
+        if stamp is None:
+            fields["superseded"] = True
+        else:
+            fields["input_uploaded_at"] = stamp.uploaded_at
+        self._note(record.id, **fields)
+        return record.model_copy(update=fields)
 
     def _move(self, job_id: str, *statuses: Any, **fields: Any) -> None:
         def change(record: JobRecord | None) -> JobRecord | None:

@@ -56,6 +56,11 @@ class JobRecord(BaseModel):
     model: str | None = None
     # Why the job is not running yet, in words (e.g. no room on the account), while it waits.
     waiting_reason: str | None = None
+    # The version of the input this job processes: when it was uploaded (None: not yet read,
+    # or a newer version had already replaced it when the job was first claimed).
+    input_uploaded_at: datetime | None = None
+    superseded: bool = False
+    input_md5: str | None = None  # hex digest of the content this job processes
 
     def entered(self, status: JobStatus) -> datetime | None:
         """When the job last entered `status`."""

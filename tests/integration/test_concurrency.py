@@ -12,6 +12,7 @@ from shared.composition import build_services
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 from tests.integration.conftest import local_app_settings
+from tests.integration.outputs import current_outputs
 
 PROCESSES = 4
 DOCUMENTS_PER_PROCESS = 10
@@ -61,10 +62,10 @@ def test_forty_documents_from_four_processes_share_one_deployment(
 
     services = build_services(AppSettings.model_validate(settings))
     output = services.blob_service.get_container_client(services.settings.output_container)
-    results_written = [b.name for b in output.list_blobs() if b.name.endswith(".result.json")]
+    results_written = [n for n in current_outputs(output) if n.endswith(".result.json")]
     assert len(results_written) == PROCESSES * DOCUMENTS_PER_PROCESS
     assert len(set(results_written)) == len(results_written)
-    assert not [b.name for b in output.list_blobs() if b.name.endswith(".error.json")]
+    assert not [n for n in current_outputs(output) if n.endswith(".error.json")]
 
     # Still up inside the idle grace; the reaper deletes it once the grace has passed.
     name = services.settings.deployment_name

@@ -15,6 +15,7 @@ from shared.documents.jobs import job_id_for
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 from tests.integration.conftest import local_app_settings
+from tests.integration.outputs import current_outputs
 
 DOCUMENT = b"Supply agreement.\n\nDelivery within 10 days of each order.\n"
 
@@ -68,7 +69,7 @@ def test_killed_job_expires_is_reaped_and_processed_once_on_redelivery(
     assert once_more.skipped
 
     output = services.blob_service.get_container_client(services.settings.output_container)
-    assert [b.name for b in output.list_blobs()] == ["doc.txt.result.json"]
+    assert current_outputs(output) == ["doc.txt.result.json"]
     record = services.jobs.get(job_id)
     assert record is not None and record.attempts == 2
     result = json.loads(output.download_blob("doc.txt.result.json").readall())

@@ -23,6 +23,7 @@ from shared.hosting.holds import KnownState
 from shared.inference import ChatRequest, InferenceUnavailable
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
+from tests.integration.outputs import current_outputs
 
 CONTRACT = (
     "MASTER SERVICES AGREEMENT\n\nThe Supplier shall deliver the services described in "
@@ -470,7 +471,7 @@ def test_an_answer_cut_off_at_max_tokens_is_a_failure_not_a_result(
     assert error["code"] == "answer_truncated"
     assert "max_output_tokens" in error["reason"]
     container = services.blob_service.get_container_client(services.settings.output_container)
-    assert [b.name for b in container.list_blobs()] == ["doc.txt.error.json"]
+    assert current_outputs(container) == ["doc.txt.error.json"]
 
 
 def test_every_log_line_of_a_job_carries_its_ids(

@@ -1,0 +1,214 @@
+"""Where a document's outcome goes: its own version's blob, and the document's current name.
+
+The same blob name uploaded again with new content is a new version with its own job. In the
+output container:
+
+- `<name>.result.json` or `<name>.error.json` holds the outcome of the newest version of
+  `<name>`, never both: a user reading the container sees one answer per document;
+- `versions/<name>/<job id>.result.json` (or `.error.json`) holds every version's own outcome,
+  kept; a job record (and `GET /api/jobs/{id}`) points at its own version's blob.
+
+"Newest" is the version uploaded last (the input blob's Last-Modified when that version was
+delivered; the job id breaks a tie). Versions may finish in any order: the current name is
+replaced only by an outcome at least as new as the one it holds, with conditional writes
+(ETags), so two finishing at once cannot leave the older one in place or both kinds behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
+
+logger = logging.getLogger(__name__)
+
+OutcomeKind = Literal["result", "error"]
+KINDS: tuple[OutcomeKind, ...] = ("result", "error")
+VERSIONS_PREFIX = "versions/"
+_JSON = ContentSettings(content_type="application/json")
+
+
+@dataclass(frozen=True)
+class VersionStamp:
+    """Which version of a document an outcome belongs to: when it was uploaded, and its job."""
+
+    uploaded_at: datetime
+    job_id: str
+
+    def metadata(self) -> dict[str, str]:
+        return {"uploaded_at": self.uploaded_at.isoformat(), "job_id": self.job_id}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]) -> VersionStamp | None:
+        try:
+            return cls(datetime.fromisoformat(metadata["uploaded_at"]), metadata["job_id"])
+        except (KeyError, ValueError):
+            return None
+
+
+def supersedes(ours: VersionStamp, theirs: VersionStamp | None) -> bool:
+    """May `ours` replace `theirs` under the document's current name? A pure decision.
+
+    A current outcome with no stamp was written before versions were tracked: any stamped
+    outcome replaces it. The same job may rewrite its own outcome.
+    """
+    if theirs is None or theirs.job_id == ours.job_id:
+        return True
+    return (ours.uploaded_at, ours.job_id) > (theirs.uploaded_at, theirs.job_id)
+
+
+def content_md5(data: bytes) -> bytes:
+    """The MD5 digest storage keeps as a blob's Content-MD5 (an integrity check, not security)."""
+    return hashlib.md5(data, usedforsecurity=False).digest()
+
+
+def _same_content(stored: bytearray | bytes | None, ours: bytes) -> bool:
+    # A blob uploaded in blocks may have no Content-MD5: then there is no way to tell, and
+    # the upload time alone decides.
+    return stored is None or bytes(stored) == ours
+
+
+def current_name(input_blob: str, kind: OutcomeKind) -> str:
+    return f"{input_blob}.{kind}.json"
+
+
+def version_name(input_blob: str, job_id: str, kind: OutcomeKind) -> str:
+    return f"{VERSIONS_PREFIX}{input_blob}/{job_id}.{kind}.json"
+
+
+class _Conflict(Exception):
+    """Another writer changed the current name between our read and our write."""
+
+
+class OutcomeStore:
+    """Writes outcomes under their version's name and, for the newest version, the current name."""
+
+    def __init__(self, output: ContainerClient, blob_service: BlobServiceClient) -> None:
+        self._output = output
+        self._blob_service = blob_service
+
+    def stamp_for(
+        self, container: str, name: str, content_md5: bytes, job_id: str, *, now: datetime
+    ) -> VersionStamp | None:
+        """This version's stamp, or None when the input blob already holds other content.
+
+        Read when a job is first claimed: if the blob no longer holds the bytes this job was
+        delivered, a newer version was uploaded meanwhile and this one can never be the newest.
+        A blob deleted since its delivery has no newer version: it counts as uploaded `now`.
+        """
+        try:
+            properties = self._blob_service.get_blob_client(container, name).get_blob_properties()
+        except ResourceNotFoundError:
+            return VersionStamp(now, job_id)
+        if not _same_content(properties.content_settings.content_md5, content_md5):
+            return None
+        return VersionStamp(properties.last_modified, job_id)
+
+    def holds_content(self, container: str, name: str, content_md5: bytes) -> bool:
+        """Whether the input blob still holds this content (or is gone, with nothing newer)."""
+        try:
+            properties = self._blob_service.get_blob_client(container, name).get_blob_properties()
+        except ResourceNotFoundError:
+            return True
+        return _same_content(properties.content_settings.content_md5, content_md5)
+
+    def write(
+        self,
+        input_blob: str,
+        job_id: str,
+        kind: OutcomeKind,
+        document: dict[str, Any],
+        stamp: VersionStamp | None,
+        *,
+        still_current: Callable[[], bool] = lambda: True,
+    ) -> str:
+        """Store the outcome; return the name of this version's own blob.
+
+        `still_current` is asked just before the current name is replaced: Last-Modified has a
+        one-second resolution, so two versions uploaded within a second tie on their stamps,
+        and only the one whose content the input blob still holds may take the name.
+        """
+        own = version_name(input_blob, job_id, kind)
+        body = json.dumps(document, indent=2)
+        try:
+            self._output.upload_blob(own, body, overwrite=False, content_settings=_JSON)
+        except ResourceExistsError:
+            # A previous attempt wrote it before crashing; the first write stands.
+            logger.info("%s already written; keeping the first", own)
+        if stamp is None or not still_current():
+            logger.info(
+                "a newer version of %s exists; job %s keeps only its own outcome",
+                input_blob,
+                job_id,
+            )
+            return own
+        publish = Retrying(
+            retry=retry_if_exception_type(_Conflict),
+            stop=stop_after_attempt(10),
+            wait=wait_random(0, 0.2),
+            reraise=True,
+        )
+        publish(self._publish, input_blob, kind, body, stamp)
+        return own
+
+    def _publish(self, input_blob: str, kind: OutcomeKind, body: str, stamp: VersionStamp) -> None:
+        current = {k: self._stamp_and_etag(current_name(input_blob, k)) for k in KINDS}
+        for existing, _ in current.values():
+            if existing is not None and not supersedes(stamp, existing):
+                logger.info(
+                    "%s: the current outcome is from a newer version (job %s); not replacing it",
+                    input_blob,
+                    existing.job_id,
+                )
+                return
+        target = current_name(input_blob, kind)
+        _, etag = current[kind]
+        try:
+            if etag is None:
+                self._output.upload_blob(
+                    target, body, overwrite=False, content_settings=_JSON, metadata=stamp.metadata()
+                )
+            else:
+                self._output.upload_blob(
+                    target,
+                    body,
+                    overwrite=True,
+                    content_settings=_JSON,
+                    metadata=stamp.metadata(),
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
+            raise _Conflict(str(error)) from error
+        other: OutcomeKind = "error" if kind == "result" else "result"
+        _, other_etag = current[other]
+        if other_etag is None:
+            return
+        try:
+            self._output.get_blob_client(current_name(input_blob, other)).delete_blob(
+                etag=other_etag, match_condition=MatchConditions.IfNotModified
+            )
+        except ResourceNotFoundError:
+            pass  # a newer writer's pass removed it already
+        except ResourceModifiedError as error:
+            raise _Conflict(str(error)) from error
+
+    def _stamp_and_etag(self, name: str) -> tuple[VersionStamp | None, str | None]:
+        try:
+            properties = self._output.get_blob_client(name).get_blob_properties()
+        except ResourceNotFoundError:
+            return None, None
+        return VersionStamp.from_metadata(dict(properties.metadata or {})), properties.etag
