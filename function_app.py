@@ -12,7 +12,7 @@ import logging
 import azure.functions as func
 
 from shared.composition import get_services
-from shared.documents.engine import RetryLater
+from shared.documents.parking import ResumeMessage
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 logger = logging.getLogger(__name__)
@@ -31,13 +31,36 @@ logger = logging.getLogger(__name__)
 def process_uploaded_document(document: func.InputStream) -> None:
     """A document landed in the input container: process it on the on-demand deployment."""
     container, _, blob_name = (document.name or "").partition("/")
-    try:
-        outcome = get_services().engine.process_blob(container, blob_name, document.read())
-    except RetryLater as later:
-        # Raising makes the host deliver the blob again; the job record already says why.
-        logger.warning("document %s will be retried: %s", document.name, later)
-        raise
+    outcome = get_services().engine.process_blob(container, blob_name, document.read())
     logger.info("document %s: job %s %s", document.name, outcome.job_id, outcome.status)
+
+
+@app.function_name("resume_job")
+@app.queue_trigger(arg_name="message", queue_name="%RESUME_QUEUE%", connection="DocumentStorage")
+def resume_job(message: func.QueueMessage) -> None:
+    """A parked job's time came: resume it (or park it again)."""
+    services = get_services()
+    try:
+        resume = ResumeMessage.decode(message.get_body().decode("utf-8", errors="replace"))
+    except ValueError as bad:
+        logger.error("dropping a message that is not a resume: %s", bad)
+        return
+    try:
+        outcome = services.engine.resume(resume.job_id)
+    except Exception as error:
+        if message.dequeue_count is not None and (
+            message.dequeue_count >= services.settings.resume_max_dequeue_count
+        ):
+            # The host would move it to the poison queue: end the job with a record instead.
+            services.engine.fail_job(
+                resume.job_id,
+                "resume_failed",
+                f"resuming the job failed {message.dequeue_count} times; last: "
+                f"{type(error).__name__}: {error}. Upload the document again to retry it.",
+            )
+            return
+        raise
+    logger.info("resumed job %s: %s", outcome.job_id, outcome.status)
 
 
 @app.function_name("submit_job")
@@ -52,6 +75,15 @@ def submit_job(req: func.HttpRequest) -> func.HttpResponse:
 def get_job(req: func.HttpRequest) -> func.HttpResponse:
     """The job's status and, once done, its result."""
     return get_services().jobs_api.status(req.route_params.get("job_id", ""))
+
+
+@app.function_name("sweep_stalled_jobs")
+@app.timer_trigger(schedule="%REAPER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def sweep_stalled_jobs(timer: func.TimerRequest) -> None:
+    """Resume jobs whose worker died or whose resume is overdue: no document is left behind."""
+    report = get_services().sweeper.run()
+    if report.resumed:
+        logger.warning("sweeper resumed %d stalled job(s)", len(report.resumed))
 
 
 @app.function_name("reap_idle_deployments")

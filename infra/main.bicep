@@ -265,6 +265,12 @@ var appSettings = {
   // The TOML file deployed with the app that declares the hosted models (or empty).
   HOSTING_CONFIG_FILE: hostingConfigFile
   ACCOUNT_MAX_FINE_TUNED_DEPLOYMENTS: '5'
+  RESUME_QUEUE: jobResumeQueueName
+  EXPECTED_PROVISION_SECONDS: '300'
+  PARK_MAX_SECONDS: '300'
+  SWEEP_GRACE_SECONDS: '60'
+  // host.json extensions.queues.maxDequeueCount
+  RESUME_MAX_DEQUEUE_COUNT: '5'
 }
 
 module functions './app/functions.bicep' = {

@@ -26,6 +26,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.identity import DefaultAzureCredential, get_bearer_token_provider
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.api.jobs import JobsApi
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
@@ -33,7 +34,9 @@ from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import JobRecord
 from shared.documents.outcomes import OutcomeStore
+from shared.documents.parking import ResumeQueue
 from shared.documents.submissions import JobSubmissions
+from shared.documents.sweeper import JobSweeper
 from shared.documents.tokens import make_token_counter
 from shared.hosting.deployments import AzureDeployments, DeploymentSpec
 from shared.hosting.holds import LedgerRecord
@@ -75,6 +78,8 @@ class AppServices:
     jobs: JobStore
     engine: DocumentEngine
     reaper: DeploymentReaper
+    sweeper: JobSweeper
+    resumes: ResumeQueue
     submissions: JobSubmissions
     jobs_api: JobsApi
     instance: str
@@ -107,6 +112,27 @@ def build_blob_service(settings: AppSettings, credential: TokenCredential) -> Bl
 # request (15% of all log lines in a cold burst), so only their warnings are kept.
 for _chatty in ("httpx", "httpx2"):
     logging.getLogger(_chatty).setLevel(logging.WARNING)
+
+
+def build_queue_client(settings: AppSettings, credential: TokenCredential) -> QueueClient:
+    """The resume queue; messages base64-encoded, as the Functions queue trigger expects."""
+    encode = TextBase64EncodePolicy()
+    decode = TextBase64DecodePolicy()
+    if settings.storage_connection_string is not None:
+        return QueueClient.from_connection_string(
+            settings.storage_connection_string.get_secret_value(),
+            settings.resume_queue,
+            message_encode_policy=encode,
+            message_decode_policy=decode,
+        )
+    assert settings.storage_queue_service_uri is not None  # guaranteed by the settings validator
+    return QueueClient(
+        settings.storage_queue_service_uri,
+        settings.resume_queue,
+        credential=credential,
+        message_encode_policy=encode,
+        message_decode_policy=decode,
+    )
 
 
 def build_openai_client(settings: AppSettings, credential: TokenCredential) -> openai.AzureOpenAI:
@@ -202,6 +228,8 @@ def build_services(
         delete_timeout=settings.provision_timeout_seconds,
         lease_ttl=settings.operation_lease_seconds,
         create_attempts=settings.create_attempts,
+        expected_provision_seconds=settings.expected_provision_seconds,
+        max_wait_seconds=settings.park_max_seconds,
     )
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     account_label = f"account {settings.aoai_account_name!r}"
@@ -243,9 +271,10 @@ def build_services(
             provisioner=model_provisioner,
             chat=ChatClient(openai_client, model.deployment, policy, account=account_label),
         )
-    jobs = JobStore(
-        JsonBlobStore(blob_service.get_container_client(settings.jobs_container), JobRecord)
-    )
+    jobs_container = blob_service.get_container_client(settings.jobs_container)
+    jobs = JobStore(JsonBlobStore(jobs_container, JobRecord), jobs_container)
+    resumes = ResumeQueue(build_queue_client(settings, credential))
+    resumes.ensure_exists()
     output = blob_service.get_container_client(settings.output_container)
     limits = EngineLimits(
         job_hold_seconds=settings.job_hold_seconds,
@@ -255,12 +284,14 @@ def build_services(
         not_found_retry_seconds=settings.not_found_retry_seconds,
         max_document_bytes=settings.max_document_bytes,
         max_chunks=settings.max_chunks,
+        retry_max_seconds=settings.park_max_seconds,
     )
     engine = DocumentEngine(
         catalog=catalog,
         hosted=hosted,
         jobs=jobs,
         outcomes=OutcomeStore(output, blob_service),
+        resumes=resumes,
         default_profile=settings.default_profile,
         counter=make_token_counter(settings.tiktoken_encoding),
         limits=limits,
@@ -285,6 +316,12 @@ def build_services(
         clock=clock,
     )
     jobs_api = JobsApi(submissions=submissions, max_submit_bytes=settings.max_submit_bytes)
+    sweeper = JobSweeper(
+        jobs=jobs,
+        resumes=resumes,
+        grace=timedelta(seconds=settings.sweep_grace_seconds),
+        clock=clock,
+    )
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -295,6 +332,8 @@ def build_services(
         jobs=jobs,
         engine=engine,
         reaper=reaper,
+        sweeper=sweeper,
+        resumes=resumes,
         submissions=submissions,
         jobs_api=jobs_api,
         instance=instance,

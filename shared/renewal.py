@@ -31,6 +31,11 @@ class PeriodicRenewal:
             target=context.run, args=(self._run,), name=name, daemon=True
         )
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the protected work has ended (a renewal already under way may still run)."""
+        return self._stop.is_set()
+
     def __enter__(self) -> PeriodicRenewal:
         self._thread.start()
         return self

@@ -63,6 +63,8 @@ class AppSettings(BaseSettings):
         None, validation_alias=AliasChoices("DocumentStorage", "DOCUMENT_STORAGE")
     )
     storage_blob_service_uri: str | None = Field(None, alias="DocumentStorage__blobServiceUri")
+    storage_queue_service_uri: str | None = Field(None, alias="DocumentStorage__queueServiceUri")
+    resume_queue: str = Field("job-resumes", alias="RESUME_QUEUE")
     input_container: str = Field("documents-in", alias="INPUT_CONTAINER")
     output_container: str = Field("documents-out", alias="OUTPUT_CONTAINER")
     ledger_container: str = Field("deployment-ledger", alias="LEDGER_CONTAINER")
@@ -82,6 +84,10 @@ class AppSettings(BaseSettings):
     not_found_retry_seconds: float = Field(60, ge=0, alias="NOT_FOUND_RETRY_SECONDS")
     reaper_schedule: str = Field("0 * * * * *", alias="REAPER_SCHEDULE")
     job_timeout_seconds: float = Field(1680, gt=0, alias="JOB_TIMEOUT_SECONDS")
+    expected_provision_seconds: float = Field(300, gt=0, alias="EXPECTED_PROVISION_SECONDS")
+    park_max_seconds: float = Field(300, gt=0, alias="PARK_MAX_SECONDS")
+    sweep_grace_seconds: float = Field(60, ge=0, alias="SWEEP_GRACE_SECONDS")
+    resume_max_dequeue_count: int = Field(5, ge=1, alias="RESUME_MAX_DEQUEUE_COUNT")
     max_job_attempts: int = Field(5, ge=1, alias="MAX_JOB_ATTEMPTS")
 
     # --- Inference --------------------------------------------------------------------------
@@ -106,6 +112,11 @@ class AppSettings(BaseSettings):
             raise ValueError(
                 "no storage configured: set DocumentStorage (a connection string) or "
                 "DocumentStorage__blobServiceUri (identity-based connection)"
+            )
+        if self.storage_connection_string is None and self.storage_queue_service_uri is None:
+            raise ValueError(
+                "an identity-based DocumentStorage connection needs "
+                "DocumentStorage__queueServiceUri too (the resume queue lives there)"
             )
         return self
 

@@ -1,18 +1,31 @@
-"""The job-record adapter: one JSON blob per job in the jobs container, changed under ETags."""
+"""The job-record adapter: one JSON blob per job in the jobs container, changed under ETags.
+
+Beside the records: `open/<job id>` markers for jobs not yet final (what the sweeper lists,
+instead of every record ever written), and `payloads/<job id>`, a parked job's document, kept
+until it is final (a new version of the input blob must not change what a parked job reads).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContainerClient
 
 from shared.documents.jobs import JobRecord
 from shared.storage import JsonBlobStore
+
+OPEN_PREFIX = "open/"
+PAYLOAD_PREFIX = "payloads/"
 
 
 class JobStore:
     """Job records in the jobs container."""
 
-    def __init__(self, store: JsonBlobStore[JobRecord]) -> None:
+    def __init__(self, store: JsonBlobStore[JobRecord], container: ContainerClient) -> None:
         self._store = store
+        self._container = container
 
     @staticmethod
     def blob_name(job_id: str) -> str:
@@ -29,3 +42,33 @@ class JobStore:
         self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
     ) -> JobRecord | None:
         return self._store.update(self.blob_name(job_id), change)
+
+    # --- open jobs (for the sweeper) ------------------------------------------------------
+
+    def mark_open(self, job_id: str) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            self._container.upload_blob(f"{OPEN_PREFIX}{job_id}", b"", overwrite=False)
+
+    def mark_closed(self, job_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self._container.delete_blob(f"{OPEN_PREFIX}{job_id}")
+
+    def open_job_ids(self) -> Iterator[str]:
+        """Ids of jobs marked open, streamed page by page."""
+        for blob in self._container.list_blobs(name_starts_with=OPEN_PREFIX):
+            yield blob.name.removeprefix(OPEN_PREFIX)
+
+    # --- parked documents -----------------------------------------------------------------
+
+    def save_payload(self, job_id: str, data: bytes) -> None:
+        self._container.upload_blob(f"{PAYLOAD_PREFIX}{job_id}", data, overwrite=True)
+
+    def load_payload(self, job_id: str) -> bytes | None:
+        try:
+            return self._container.download_blob(f"{PAYLOAD_PREFIX}{job_id}").readall()
+        except ResourceNotFoundError:
+            return None
+
+    def drop_payload(self, job_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self._container.delete_blob(f"{PAYLOAD_PREFIX}{job_id}")

@@ -61,6 +61,12 @@ class JobRecord(BaseModel):
     input_uploaded_at: datetime | None = None
     superseded: bool = False
     input_md5: str | None = None  # hex digest of the content this job processes
+    # Parking: a job with nothing to do until later (its deployment is being provisioned, or
+    # a transient failure passes) gives its claim back and a queue message resumes it at
+    # `parked_until`. Waiting for the deployment does not spend an attempt.
+    parked_until: datetime | None = None
+    parked_for_deployment: bool = False
+    waiting_since: datetime | None = None
 
     def entered(self, status: JobStatus) -> datetime | None:
         """When the job last entered `status`."""
@@ -98,19 +104,62 @@ def new_job(
     )
 
 
-def claim_job(record: JobRecord, *, worker: str, now: datetime, ttl: timedelta) -> JobRecord | None:
-    """Let `worker` process the job, or None when it is finished or another worker is live on it."""
-    if record.status in TERMINAL:
-        return None
-    if (
+def live_claim(record: JobRecord, now: datetime) -> bool:
+    """Whether some worker's claim on the job has not expired yet."""
+    return (
         record.worker is not None
-        and record.worker != worker
         and record.worker_expires is not None
         and record.worker_expires > now
-    ):
+    )
+
+
+def claim_job(record: JobRecord, *, worker: str, now: datetime, ttl: timedelta) -> JobRecord | None:
+    """Let `worker` process the job, or None when it is finished or another worker is live on it.
+
+    Every claim is an attempt, but resuming a job that parked only to wait for its deployment:
+    a crashed worker's claim counts, so a document that kills its worker ends after its
+    attempts instead of being resumed forever.
+    """
+    if record.status in TERMINAL:
         return None
+    if record.worker != worker and live_claim(record, now):
+        return None
+    attempts = record.attempts if record.parked_for_deployment else record.attempts + 1
     return record.model_copy(
-        update={"worker": worker, "worker_expires": now + ttl, "attempts": record.attempts + 1}
+        update={
+            "worker": worker,
+            "worker_expires": now + ttl,
+            "attempts": attempts,
+            "parked_until": None,
+            "parked_for_deployment": False,
+        }
+    )
+
+
+def park_job(
+    record: JobRecord,
+    *,
+    worker: str,
+    now: datetime,
+    until: datetime,
+    reason: str,
+    for_deployment: bool,
+) -> JobRecord | None:
+    """Give the claim back until `until`, saying why; None when `worker` no longer holds it."""
+    if record.worker != worker or record.status in TERMINAL:
+        return None
+    status: JobStatus = "waiting_for_deployment" if for_deployment else "queued"
+    return record.model_copy(
+        update={
+            "status": status,
+            "worker": None,
+            "worker_expires": None,
+            "parked_until": until,
+            "parked_for_deployment": for_deployment,
+            "waiting_reason": reason,
+            "waiting_since": (record.waiting_since or now) if for_deployment else None,
+            "history": (*record.history, StatusChange(status=status, at=now, note=reason)),
+        }
     )
 
 

@@ -117,6 +117,13 @@ class OutcomeStore:
             return None
         return VersionStamp(properties.last_modified, job_id)
 
+    def read_input(self, container: str, name: str) -> bytes | None:
+        """An input document's current content, or None when it is gone."""
+        try:
+            return self._blob_service.get_blob_client(container, name).download_blob().readall()
+        except ResourceNotFoundError:
+            return None
+
     def holds_content(self, container: str, name: str, content_md5: bytes) -> bool:
         """Whether the input blob still holds this content (or is gone, with nothing newer)."""
         try:

@@ -77,6 +77,14 @@ class LedgerRecord(BaseModel):
     provision_count: int = Field(0, ge=0)
     # Why the provisioning leader is not creating yet (no room on the account), in words.
     waiting_for: str | None = None
+    # Step-wise provisioning (one short step per resume, see provisioner.advance): when the
+    # current create was sent, how many creates since the last ready, when Azure was last
+    # asked, when it first said Succeeded, and how long the last provisioning took.
+    provisioning_started: datetime | None = None
+    creates_since_ready: int = Field(0, ge=0)
+    last_checked: datetime | None = None
+    succeeded_at: datetime | None = None
+    last_provision_seconds: float | None = None
 
     def live_holds(self, now: datetime) -> tuple[Hold, ...]:
         return tuple(hold for hold in self.holds if hold.is_live(now))
@@ -238,7 +246,35 @@ def finish_lease(
         update["ready_since"] = now
         if lease is not None and lease.operation == "provision":
             update["provision_count"] = record.provision_count + 1
+        if record.provisioning_started is not None:
+            update["last_provision_seconds"] = (now - record.provisioning_started).total_seconds()
+        update.update(provisioning_started=None, creates_since_ready=0, succeeded_at=None)
     return record.model_copy(update=update)
+
+
+def renew_lease(
+    record: LedgerRecord, *, owner: str, now: datetime, ttl: timedelta
+) -> LedgerRecord | None:
+    """Extend the owner's own lease; None (no write) when it no longer holds one.
+
+    A renewal delayed by a storage outage may land after its owner finished the operation:
+    it must never take the lease again, which would leave the ledger `provisioning` under a
+    leader that has gone.
+    """
+    lease = record.lease
+    if lease is None or lease.owner != owner:
+        return None
+    return record.model_copy(update={"lease": lease.model_copy(update={"expires": now + ttl})})
+
+
+def end_step(record: LedgerRecord, *, owner: str, **fields: object) -> LedgerRecord | None:
+    """A provisioning step is over: free the lease, keep `provisioning`, record what it saw.
+
+    None (no write) when the lease is no longer the owner's: someone took over.
+    """
+    if record.lease is None or record.lease.owner != owner:
+        return None
+    return record.model_copy(update={"lease": None, **fields})
 
 
 def note_waiting(
@@ -264,3 +300,25 @@ def mark_suspect(
     return record.model_copy(
         update={"state": KnownState.UNKNOWN, "state_changed": now, "ready_since": None}
     )
+
+
+# --- Waiting for a provisioning ------------------------------------------------------------
+
+
+def next_look_seconds(
+    record: LedgerRecord, now: datetime, *, poll: float, expected: float, longest: float
+) -> float:
+    """When a waiting job should look again: at the expected end of the provisioning.
+
+    The expectation is the last provisioning the app saw (else `expected`); before it, wait
+    for what remains of it; after it, back off by half the overrun, so a slow provisioning is
+    looked at less and less often. Never sooner than `poll`, never later than `longest`.
+    """
+    started = record.provisioning_started
+    if started is None:
+        return min(max(poll, 0.0), longest)
+    typical = record.last_provision_seconds or expected
+    elapsed = (now - started).total_seconds()
+    remaining = typical - elapsed
+    wait = remaining if remaining > 0 else -remaining / 2
+    return min(max(wait, poll), longest)

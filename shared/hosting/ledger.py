@@ -16,11 +16,13 @@ from shared.hosting.holds import (
     HoldKind,
     KnownState,
     LedgerRecord,
+    end_step,
     finish_lease,
     note_waiting,
     place_hold,
     release_hold,
     renew_hold,
+    renew_lease,
     take_lease,
 )
 from shared.storage import JsonBlobStore
@@ -111,6 +113,14 @@ class HoldLedger:
             )
 
         return self.change(change)
+
+    def renew_lease(self, owner: str, ttl: timedelta) -> bool:
+        """Extend the owner's lease; False when it no longer holds one (never re-takes it)."""
+        record = self.change(lambda r: renew_lease(r, owner=owner, now=self.now(), ttl=ttl))
+        return record is not None
+
+    def end_step(self, owner: str, **fields: object) -> LedgerRecord | None:
+        return self.change(lambda r: end_step(r, owner=owner, **fields))
 
     def note_waiting(self, owner: str, note: str | None) -> None:
         self.change(lambda r: note_waiting(r, owner=owner, now=self.now(), note=note))

@@ -1,8 +1,12 @@
 """Making the deployment ready and tearing it down, one instance at a time.
 
-`DeploymentProvisioner` is the only place that creates or deletes a deployment. Whoever
-takes the ledger's operation lease does the management-plane work (reads the state, creates
-or waits, follows the SDK poller, probes the data plane); every other caller waits on the
+`DeploymentProvisioner` is the only place that creates or deletes a deployment. Provisioning
+goes in short steps (`advance`), none of which sleeps: whoever takes the ledger's operation
+lease reads Azure's state once and does what it calls for (send the create, note that it is
+still Creating, probe the data plane once), records it and frees the lease; the caller is told
+when to look again, so a job waiting for its deployment can park on a queue instead of holding
+an invocation. `ensure_ready` repeats the steps for callers that may block (the operator's
+command, tests). Every other caller reads the
 ledger blob instead of polling Azure, so a burst of documents costs one create and one
 poller. Every wait is bounded by a deadline; failures are recorded in the ledger in words.
 """
@@ -14,11 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
-from azure.core.exceptions import HttpResponseError
-from azure.core.polling import LROPoller
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.hosting.deployments import (
     RECREATE_STATES,
@@ -30,7 +31,13 @@ from shared.hosting.deployments import (
     describe_create_error,
     error_code,
 )
-from shared.hosting.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
+from shared.hosting.holds import (
+    KnownState,
+    LedgerRecord,
+    decide_teardown,
+    mark_suspect,
+    next_look_seconds,
+)
 from shared.hosting.ledger import HoldLedger
 from shared.hosting.room import RoomDecision, decide_room
 from shared.inference import ChatClient
@@ -96,6 +103,23 @@ class ProvisioningTimings:
     delete_timeout: float = 600.0
     lease_ttl: float = 120.0
     create_attempts: int = 3
+    # How long a provisioning takes when the app has not yet seen one (then: the last one).
+    expected_provision_seconds: float = 300.0
+    # The longest a waiting job parks before it looks again.
+    max_wait_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """The outcome of a provisioning step: serving (`record`), or when to look again and why."""
+
+    record: LedgerRecord | None
+    wait_seconds: float = 0.0
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.record is not None
 
 
 @dataclass(frozen=True)
@@ -107,48 +131,32 @@ class TeardownOutcome:
 class LeaseKeeper(PeriodicRenewal):
     """Renews the operation lease in the background while its holder works.
 
-    A holder that dies stops renewing, its lease lapses, and another instance takes over
-    (resuming the SDK poller from the continuation token kept in the lease).
+    A holder that dies stops renewing, its lease lapses, and another instance takes over. A
+    renewal only extends a lease its owner still holds: one delayed past the operation's end
+    never takes the lease again.
     """
 
-    def __init__(
-        self,
-        ledger: HoldLedger,
-        owner: str,
-        operation: Literal["provision", "delete"],
-        ttl: float,
-    ) -> None:
+    def __init__(self, ledger: HoldLedger, owner: str, ttl: float) -> None:
         super().__init__(f"lease-{owner}", ttl, self._renew_lease)
         self._ledger = ledger
         self._owner = owner
-        self._operation: Literal["provision", "delete"] = operation
         self._ttl = ttl
-        self.continuation_token: str | None = None
         self.lost = False
 
-    def __enter__(self) -> LeaseKeeper:
-        record = self._ledger.read()
-        if record.lease is not None and record.lease.owner == self._owner:
-            self.continuation_token = record.lease.continuation_token
-        super().__enter__()
-        return self
-
-    def remember(self, continuation_token: str) -> None:
-        self.continuation_token = continuation_token
-        self._renew_lease()
-
     def _renew_lease(self) -> None:
-        taken = self._ledger.take_lease(
-            self._owner,
-            self._operation,
-            timedelta(seconds=self._ttl),
-            continuation_token=self.continuation_token,
-        )
-        if taken is None and not self.lost:
+        if (
+            not self._ledger.renew_lease(self._owner, timedelta(seconds=self._ttl))
+            and not self.lost
+        ):
             self.lost = True
-            logger.error(
-                "%s lost the %s lease on %s", self._owner, self._operation, self._ledger.deployment
-            )
+            logger.error("%s lost its lease on %s", self._owner, self._ledger.deployment)
+
+
+def _is_transient(error: Exception) -> bool:
+    """A failure of the management plane itself (5xx, no connection), not of our request."""
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return True
+    return isinstance(error, HttpResponseError) and (error.status_code or 0) >= 500
 
 
 class DeploymentProvisioner:
@@ -177,83 +185,54 @@ class DeploymentProvisioner:
 
     # --- making it ready ------------------------------------------------------------------
 
-    def ensure_ready(
+    def advance(
         self,
         owner: str,
         *,
-        deadline: float,
+        waiting_since: datetime | None = None,
         known: LedgerRecord | None = None,
-        on_wait: OnWait | None = None,
-    ) -> LedgerRecord:
-        """Return once the deployment serves, provisioning it if this caller wins the lease.
+    ) -> Readiness:
+        """One step towards a serving deployment; never sleeps.
 
-        `known` is a ledger record the caller has just written (its hold), which saves a read
-        on the warm path. `on_wait` hears, in words, why the deployment is not being created
-        yet (no room on the account). Raises ProvisioningError with a reason when the
-        deployment cannot be made ready by `deadline`, or when the provisioning this caller
-        waited for failed.
+        Returns the ready record, or how long to wait before the next step and why. Raises
+        ProvisioningError when provisioning failed for good (quota, a missing role, creates
+        that keep failing), or when the failure another instance recorded happened after
+        `waiting_since` (when the caller started waiting). `known` is a ledger record the
+        caller has just written (its hold), which saves a read on the warm path.
         """
-        told: str | None = None
-
-        def tell(note: str | None) -> None:
-            nonlocal told
-            if note is not None and note != told and on_wait is not None:
-                on_wait(note)
-            told = note
-
-        saw_other_provisioning = False
-        while True:
-            record, known = (known, None) if known is not None else (self.ledger.read(), None)
-            if record.state is KnownState.READY:
-                return record
-            now = self.ledger.now()
-            lease = record.live_lease(now)
-            if (
-                record.state is KnownState.FAILED
-                and lease is None
-                and saw_other_provisioning
-                and record.last_error
-            ):
-                raise ProvisioningError(record.last_error, code="provisioning_failed")
-            if self._monotonic() >= deadline:
-                waiting = f" ({record.waiting_for})" if record.waiting_for else ""
-                raise ProvisioningError(
-                    f"deployment {self.spec.name!r} was not ready in time (last known state: "
-                    f"{record.state.value}{waiting}); the document stays queued and is retried.",
-                    code="waiting_for_room" if record.waiting_for else "provisioning_timeout",
-                    retryable=True,
-                )
-            if lease is not None and lease.owner != owner:
-                saw_other_provisioning = saw_other_provisioning or lease.operation == "provision"
-                tell(record.waiting_for)
-                self._sleep(self._timings.poll_interval)
-                continue
-            taken = self.ledger.take_lease(
-                owner, "provision", timedelta(seconds=self._timings.lease_ttl)
+        record = known if known is not None else self.ledger.read()
+        if record.state is KnownState.READY:
+            return Readiness(record)
+        now = self.ledger.now()
+        lease = record.live_lease(now)
+        if (
+            record.state is KnownState.FAILED
+            and lease is None
+            and record.last_error
+            and waiting_since is not None
+            and record.state_changed is not None
+            and record.state_changed >= waiting_since
+        ):
+            raise ProvisioningError(record.last_error, code="provisioning_failed")
+        if lease is not None and lease.owner != owner:
+            reason = record.waiting_for or (
+                f"deployment {self.spec.name!r}: {lease.operation} under way by {lease.owner}"
             )
-            if taken is None:
-                continue
-            self._lead_provisioning(owner, deadline, tell)
-
-    def recheck(
-        self, owner: str, *, observed_ready_since: datetime | None, deadline: float
-    ) -> LedgerRecord:
-        """The data plane said DeploymentNotFound for a deployment the ledger calls ready."""
-        self.ledger.change(
-            lambda r: mark_suspect(
-                r,
-                observed_ready_since=observed_ready_since,
-                now=self.ledger.now(),
-            )
+            return self._wait(record, now, reason)
+        if record.last_checked is not None and (now - record.last_checked) < timedelta(
+            seconds=self._timings.poll_interval
+        ):
+            # Azure was asked moments ago: one management call per poll interval, however
+            # many documents wait.
+            return self._wait(record, now, self._progress(record))
+        taken = self.ledger.take_lease(
+            owner, "provision", timedelta(seconds=self._timings.lease_ttl)
         )
-        return self.ensure_ready(owner, deadline=deadline)
-
-    def _lead_provisioning(self, owner: str, deadline: float, tell: OnWait) -> None:
-        logger.info("%s leads provisioning of %s", owner, self.spec.name)
-        with LeaseKeeper(self.ledger, owner, "provision", self._timings.lease_ttl) as keeper:
+        if taken is None:
+            return self._wait(record, now, f"deployment {self.spec.name!r}: another step runs")
+        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
             try:
-                self._converge(keeper, owner, deadline, tell)
-                self._await_serving(deadline)
+                return self._step(owner, taken)
             except ProvisioningError as error:
                 state = KnownState.UNKNOWN if error.retryable else KnownState.FAILED
                 self.ledger.finish_lease(owner, state, error.reason)
@@ -263,168 +242,191 @@ class DeploymentProvisioner:
                     owner, KnownState.UNKNOWN, f"{type(error).__name__}: {error}"
                 )
                 raise
-        self.ledger.finish_lease(owner, KnownState.READY)
-        logger.info("deployment %s is ready", self.spec.name)
 
-    def _converge(self, keeper: LeaseKeeper, owner: str, deadline: float, tell: OnWait) -> None:
-        """Drive Azure's state to Succeeded, re-reading it after every step."""
-        creates = 0
-        last_failure = ""
-        while True:
-            snapshot = self._deployments.get(self.spec.name)
-            state = snapshot.provisioning_state if snapshot.exists else None
-            logger.info("deployment %s is %s", self.spec.name, state or "absent")
-            if state == "Succeeded":
-                return
-            if state in TRANSITIONAL_STATES:
-                if state != "Deleting" and keeper.continuation_token:
-                    self._follow_poller(
-                        self._deployments.resume_create(self.spec.name, keeper.continuation_token),
-                        deadline,
-                    )
-                    keeper.continuation_token = None
-                else:
-                    self._wait_while_transitional(deadline)
-                continue
-            if creates >= self._timings.create_attempts:
-                raise ProvisioningError(
-                    f"provisioning deployment {self.spec.name!r} failed {creates} times; last "
-                    f"error: {last_failure or state}. Check the model name and the account in "
-                    "the Azure portal.",
-                    code="provisioning_failed",
-                )
-            if state in RECREATE_STATES:
-                logger.warning("deployment %s is %s; creating it again", self.spec.name, state)
-            elif self._room is not None:
-                self._wait_for_room(owner, deadline, tell)
-            try:
-                poller = self._deployments.begin_create(self.spec)
-            except HttpResponseError as error:
-                # A refused PUT (conflict, gateway timeout) is not a failed provisioning: the
-                # deadline bounds how long it is retried.
-                last_failure = self._on_create_refused(error, deadline)
-                continue
-            creates += 1
-            keeper.remember(poller.continuation_token())
-            try:
-                self._follow_poller(poller, deadline)
-            except HttpResponseError as error:
-                last_failure = getattr(getattr(error, "error", None), "message", None) or str(error)
-                logger.warning("provisioning %s failed: %s", self.spec.name, last_failure)
-                keeper.continuation_token = None
-                continue
-            # The poller ends with a GET of the resource: Succeeded needs no second look.
-            return
+    def ensure_ready(
+        self,
+        owner: str,
+        *,
+        deadline: float,
+        on_wait: OnWait | None = None,
+    ) -> LedgerRecord:
+        """Repeat `advance` until the deployment serves; for callers that may block.
 
-    def _wait_for_room(self, owner: str, deadline: float, tell: OnWait) -> None:
-        """Hold the lease, and wait, until the account has room for one more deployment."""
-        assert self._room is not None
-        waited = False
+        `on_wait` hears, in words, why the deployment is not serving yet each time the reason
+        changes. Raises ProvisioningError when it cannot be made ready by `deadline`.
+        """
+        since = self.ledger.now()
+        told = ""
         while True:
-            decision = self._room.check(self.spec.name, owner)
-            if decision.has_room:
-                if waited:
-                    self.ledger.note_waiting(owner, None)
-                    logger.info("room for %s: %s", self.spec.name, decision.message)
-                return
-            if not waited:
-                logger.warning("%s: %s", self.spec.name, decision.message)
-            waited = True
-            self.ledger.note_waiting(owner, decision.message)
-            tell(decision.message)
-            if self._monotonic() >= deadline:
+            step = self.advance(owner, waiting_since=since)
+            if step.record is not None:
+                return step.record
+            if on_wait is not None and step.reason != told:
+                on_wait(step.reason)
+            told = step.reason
+            left = deadline - self._monotonic()
+            if left <= 0:
                 raise ProvisioningError(
-                    f"{decision.message}; the document stays queued and is retried.",
-                    code="waiting_for_room",
+                    f"deployment {self.spec.name!r} was not ready in time ({step.reason}).",
+                    code="waiting_for_room"
+                    if "waiting for room" in step.reason
+                    else ("provisioning_timeout"),
                     retryable=True,
                 )
-            self._sleep(self._timings.poll_interval)
+            self._sleep(min(step.wait_seconds, self._timings.poll_interval, left))
 
-    def _on_create_refused(self, error: HttpResponseError, deadline: float) -> str:
-        """Decide what a refused PUT means; return a note, or raise when retrying is pointless."""
+    def mark_suspect(self, observed_ready_since: datetime | None) -> None:
+        """The data plane said DeploymentNotFound for a deployment the ledger calls ready."""
+        self.ledger.change(
+            lambda r: mark_suspect(
+                r, observed_ready_since=observed_ready_since, now=self.ledger.now()
+            )
+        )
+
+    def _step(self, owner: str, record: LedgerRecord) -> Readiness:
+        now = self.ledger.now()
+        try:
+            snapshot = self._deployments.get(self.spec.name)
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            if not _is_transient(error):
+                raise
+            # The management plane is down or slow, not our request: look again later, and
+            # charge the documents that wait nothing for it.
+            logger.warning("reading %s failed transiently: %s", self.spec.name, error)
+            return self._end_step(owner, record, f"the management API failed ({error}); retrying")
+        state = snapshot.provisioning_state if snapshot.exists else None
+        logger.info("deployment %s is %s", self.spec.name, state or "absent")
+        if state == "Succeeded":
+            return self._probe(owner, record, now)
+        if state in TRANSITIONAL_STATES:
+            return self._end_step(
+                owner,
+                record,
+                f"deployment {self.spec.name!r} is {state}",
+                provisioning_started=record.provisioning_started or now,
+            )
+        return self._create(owner, record, now, state)
+
+    def _probe(self, owner: str, record: LedgerRecord, now: datetime) -> Readiness:
+        """Succeeded is not serving: one probe of the data plane per step."""
+        succeeded_at = record.succeeded_at or now
+        if self._chat.serves():
+            ready = self.ledger.finish_lease(owner, KnownState.READY)
+            logger.info("deployment %s is ready", self.spec.name)
+            return Readiness(ready)
+        if (now - succeeded_at).total_seconds() > self._timings.readiness_timeout:
+            raise ProvisioningError(
+                f"deployment {self.spec.name!r} reached Succeeded but its endpoint did not serve "
+                f"within {self._timings.readiness_timeout:.0f} s",
+                code="readiness_timeout",
+                retryable=True,
+            )
+        return self._end_step(
+            owner,
+            record,
+            f"deployment {self.spec.name!r} is Succeeded; waiting for its endpoint to serve",
+            succeeded_at=succeeded_at,
+            provisioning_started=record.provisioning_started or now,
+            wait=self._timings.poll_interval,
+        )
+
+    def _create(
+        self, owner: str, record: LedgerRecord, now: datetime, state: str | None
+    ) -> Readiness:
+        if record.creates_since_ready >= self._timings.create_attempts:
+            raise ProvisioningError(
+                f"provisioning deployment {self.spec.name!r} failed "
+                f"{record.creates_since_ready} times (last state: {state or 'absent'}). Check "
+                "the model name and the account in the Azure portal.",
+                code="provisioning_failed",
+            )
+        if state in RECREATE_STATES:
+            logger.warning("deployment %s is %s; creating it again", self.spec.name, state)
+        if self._room is not None:
+            decision = self._room.check(self.spec.name, owner)
+            if not decision.has_room:
+                logger.warning("%s: %s", self.spec.name, decision.message)
+                return self._end_step(
+                    owner,
+                    record,
+                    decision.message,
+                    waiting_for=decision.message,
+                    wait=self._timings.poll_interval,
+                )
+        try:
+            self._deployments.begin_create(self.spec)
+        except HttpResponseError as error:
+            note = self._on_create_refused(error)
+            waiting = note if "waiting for room" in note else None
+            return self._end_step(
+                owner, record, note, waiting_for=waiting, wait=self._timings.poll_interval
+            )
+        logger.info("create of %s sent", self.spec.name)
+        return self._end_step(
+            owner,
+            record,
+            f"deployment {self.spec.name!r}: create sent, Azure is provisioning",
+            provisioning_started=now,
+            creates_since_ready=record.creates_since_ready + 1,
+            succeeded_at=None,
+        )
+
+    def _on_create_refused(self, error: HttpResponseError) -> str:
+        """What a refused PUT means: a note to wait on, or a ProvisioningError to fail with."""
         status = error.status_code or 0
         code = error_code(error) or str(status)
         if status >= 500:
-            # GatewayTimeout and friends: ARM may have started the create anyway, so re-read
-            # the state rather than sending another PUT blindly.
+            # GatewayTimeout and friends: ARM may have started the create anyway, so the next
+            # step re-reads the state rather than sending another PUT blindly.
             logger.warning("create of %s answered %s; re-reading its state", self.spec.name, code)
-            self._check_deadline(deadline, f"retrying a create that answered {code}")
-            self._sleep(self._timings.poll_interval)
-            return f"{code} from the management API"
+            return f"the create answered {code}; looking at the deployment's state again"
         if status == 409:
             # A delete of the same name finished moments ago, or another operation runs.
             logger.warning("create of %s conflicted (%s); waiting", self.spec.name, code)
-            self._check_deadline(deadline, "waiting for a conflicting operation to finish")
-            self._sleep(self._timings.poll_interval)
-            return f"{code}: {error}"
+            return f"the create conflicted ({code}); waiting for the other operation"
         described = describe_create_error(error, self.spec)
         if described.code == "deployment_limit" and self._room is not None:
-            # Another creator took the last place between our look and our create: the next
-            # pass looks again and waits for room like any other.
-            logger.warning("create of %s refused for the account's limit; waiting", self.spec.name)
-            self._check_deadline(deadline, "waiting for room on the account")
-            self._sleep(self._timings.poll_interval)
-            return described.reason
+            # Another creator took the last place between our look and our create.
+            logger.warning("create of %s refused for the account's limit", self.spec.name)
+            return f"waiting for room on the account: {described.reason}"
         raise described
 
-    def _follow_poller(self, poller: LROPoller[object], deadline: float) -> None:
-        while not poller.done():
-            remaining = deadline - self._monotonic()
-            if remaining <= 0:
-                raise ProvisioningError(
-                    f"deployment {self.spec.name!r} was still provisioning at the deadline; "
-                    "the next attempt resumes it.",
-                    code="provisioning_timeout",
-                    retryable=True,
-                )
-            poller.wait(timeout=min(remaining, max(self._timings.poll_interval, 1.0)))
-        poller.result()
+    def _end_step(
+        self,
+        owner: str,
+        record: LedgerRecord,
+        reason: str,
+        *,
+        wait: float | None = None,
+        **fields: object,
+    ) -> Readiness:
+        now = self.ledger.now()
+        fields.setdefault("waiting_for", None)
+        ended = self.ledger.end_step(owner, last_checked=now, **fields)
+        current = ended if ended is not None else record
+        seconds = wait if wait is not None else self._next_look(current, now)
+        return Readiness(None, seconds, reason)
 
-    def _wait_while_transitional(self, deadline: float) -> DeploymentSnapshot:
-        def transitional(snapshot: DeploymentSnapshot) -> bool:
-            return snapshot.exists and snapshot.provisioning_state in TRANSITIONAL_STATES
+    def _wait(self, record: LedgerRecord, now: datetime, reason: str) -> Readiness:
+        return Readiness(None, self._next_look(record, now), reason)
 
-        retrying = Retrying(
-            retry=retry_if_result(transitional),
-            wait=wait_fixed(self._timings.poll_interval),
-            stop=stop_after_delay(max(0.0, deadline - self._monotonic())),
-            sleep=self._sleep,
+    def _next_look(self, record: LedgerRecord, now: datetime) -> float:
+        return next_look_seconds(
+            record,
+            now,
+            poll=self._timings.poll_interval,
+            expected=self._timings.expected_provision_seconds,
+            longest=self._timings.max_wait_seconds,
         )
-        try:
-            return retrying(self._deployments.get, self.spec.name)
-        except RetryError as error:
-            raise ProvisioningError(
-                f"deployment {self.spec.name!r} stayed in a transitional state past the deadline",
-                code="provisioning_timeout",
-                retryable=True,
-            ) from error
 
-    def _await_serving(self, deadline: float) -> None:
-        """Succeeded is not serving: probe the data plane until it answers."""
-        limit = max(0.0, min(deadline - self._monotonic(), self._timings.readiness_timeout))
-        retrying = Retrying(
-            retry=retry_if_result(lambda served: not served),
-            wait=wait_fixed(self._timings.poll_interval),
-            stop=stop_after_delay(limit),
-            sleep=self._sleep,
-        )
-        try:
-            retrying(self._chat.serves)
-        except RetryError as error:
-            raise ProvisioningError(
-                f"deployment {self.spec.name!r} reached Succeeded but its endpoint did not serve "
-                f"within {limit:.0f} s",
-                code="readiness_timeout",
-                retryable=True,
-            ) from error
-
-    def _check_deadline(self, deadline: float, doing: str) -> None:
-        if self._monotonic() >= deadline:
-            raise ProvisioningError(
-                f"deployment {self.spec.name!r}: deadline passed while {doing}",
-                code="provisioning_timeout",
-                retryable=True,
-            )
+    def _progress(self, record: LedgerRecord) -> str:
+        if record.waiting_for:
+            return record.waiting_for
+        if record.succeeded_at is not None:
+            return f"deployment {self.spec.name!r} is Succeeded; waiting for its endpoint to serve"
+        if record.provisioning_started is not None:
+            return f"deployment {self.spec.name!r} is being provisioned"
+        return f"deployment {self.spec.name!r} is {record.state.value}"
 
     # --- tearing it down ------------------------------------------------------------------
 
@@ -471,7 +473,7 @@ class DeploymentProvisioner:
         )
         if taken is None:
             return TeardownOutcome(False, "a hold or another operation appeared first")
-        with LeaseKeeper(self.ledger, owner, "delete", self._timings.lease_ttl):
+        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
             return self._delete_under_lease(owner, due, decision.reason, snapshot)
 
     def _delete_under_lease(

@@ -26,6 +26,9 @@ FAST_APP_SETTINGS: dict[str, Any] = {
     "INFERENCE_MAX_SECONDS": 30,
     "INFERENCE_MAX_ATTEMPTS": 12,
     "DEPLOYMENT_CAPACITY": 10,
+    # The simulator provisions in half a real second: parked jobs look again that soon.
+    "EXPECTED_PROVISION_SECONDS": 0.5,
+    "PARK_MAX_SECONDS": 1,
 }
 
 ServicesFactory = Callable[..., AppServices]
@@ -51,6 +54,7 @@ def local_app_settings(
         "OUTPUT_CONTAINER": f"out-{suffix}",
         "LEDGER_CONTAINER": f"ledger-{suffix}",
         "JOBS_CONTAINER": f"jobs-{suffix}",
+        "RESUME_QUEUE": f"resumes-{suffix}",
         **FAST_APP_SETTINGS,
         **overrides,
     }

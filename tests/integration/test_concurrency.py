@@ -1,4 +1,7 @@
-"""Many instances, one deployment: 4 OS processes and 40 documents arriving together."""
+"""Many instances, one deployment: 4 OS processes and 40 documents arriving together.
+
+Documents for the cold deployment park; the processes resume them from one resume queue.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from shared.composition import build_services
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 from tests.integration.conftest import local_app_settings
+from tests.integration.drive import process_to_end
 from tests.integration.outputs import current_outputs
 
 PROCESSES = 4
@@ -20,14 +24,15 @@ DOCUMENTS_PER_PROCESS = 10
 
 def _instance(settings: dict[str, str], index: int, start: Any, results: Any) -> None:
     services = build_services(AppSettings.model_validate(settings))
-    container = services.settings.input_container
     names = [f"batch/doc-{index}-{i}.txt" for i in range(DOCUMENTS_PER_PROCESS)]
     start.wait(timeout=60)
 
     def run(name: str) -> str:
         try:
             text = f"Document {name}.\n\nThe supplier shall deliver on time.\n"
-            return services.engine.process_blob(container, name, text.encode()).status
+            # Parked documents are resumed from the shared resume queue by whichever
+            # process receives their message, as instances do in Azure.
+            return process_to_end(services, name, text.encode(), timeout=120).status
         except Exception as error:  # reported to the parent, which fails the test
             return f"error: {type(error).__name__}: {error}"
 

@@ -1,4 +1,5 @@
-"""A job killed mid-flight: its hold expires, the reaper deletes, re-delivery processes it once."""
+"""A job killed mid-flight: its hold expires, the reaper deletes, and the sweeper finishes it once,
+with no re-delivery of its blob."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from shared.documents.jobs import job_id_for
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 from tests.integration.conftest import local_app_settings
+from tests.integration.drive import drive, process_to_end
 from tests.integration.outputs import current_outputs
 
 DOCUMENT = b"Supply agreement.\n\nDelivery within 10 days of each order.\n"
@@ -23,13 +25,15 @@ DOCUMENT = b"Supply agreement.\n\nDelivery within 10 days of each order.\n"
 def _doomed_instance(settings: dict[str, str], started: Any) -> None:
     services = build_services(AppSettings.model_validate(settings))
     started.set()
-    services.engine.process_blob(services.settings.input_container, "doc.txt", DOCUMENT)
+    process_to_end(services, "doc.txt", DOCUMENT)
 
 
-def test_killed_job_expires_is_reaped_and_processed_once_on_redelivery(
+def test_a_killed_job_is_reaped_and_finished_once_by_the_sweeper(
     azurite: RunningAzurite, sim: RunningSimulator
 ) -> None:
-    settings = local_app_settings(azurite, sim, JOB_HOLD_SECONDS=2, IDLE_GRACE_SECONDS=0)
+    settings = local_app_settings(
+        azurite, sim, JOB_HOLD_SECONDS=2, IDLE_GRACE_SECONDS=0, SWEEP_GRACE_SECONDS=0
+    )
     services = build_services(AppSettings.model_validate(settings))
     job_id = job_id_for(services.settings.input_container, "doc.txt", DOCUMENT)
     # Slow answers keep the doomed instance inside inference long enough to be killed there.
@@ -63,10 +67,13 @@ def test_killed_job_expires_is_reaped_and_processed_once_on_redelivery(
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]
     assert not services.deployments.get(name).exists
 
-    again = services.engine.process_blob(services.settings.input_container, "doc.txt", DOCUMENT)
-    assert again.status == "succeeded" and again.job_id == job_id
-    once_more = services.engine.process_blob(services.settings.input_container, "doc.txt", DOCUMENT)
-    assert once_more.skipped
+    # The host delivers nothing more: the sweeper finds the job whose claim expired.
+    report = services.sweeper.run()
+    assert report.resumed == [job_id]
+    drive(services, [job_id])
+    assert services.sweeper.run().resumed == [], "finished: nothing left to resume"
+    once_more = services.engine.resume(job_id)
+    assert once_more.skipped and once_more.status == "succeeded"
 
     output = services.blob_service.get_container_client(services.settings.output_container)
     assert current_outputs(output) == ["doc.txt.result.json"]
@@ -74,4 +81,4 @@ def test_killed_job_expires_is_reaped_and_processed_once_on_redelivery(
     assert record is not None and record.attempts == 2
     result = json.loads(output.download_blob("doc.txt.result.json").readall())
     assert result["job_id"] == job_id
-    assert len(sim.admin.billing()["deployments"]) == 2, "the re-delivery provisioned again"
+    assert len(sim.admin.billing()["deployments"]) == 2, "the resumed job provisioned again"

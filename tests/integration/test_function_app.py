@@ -15,7 +15,9 @@ import pytest
 import function_app
 from shared import composition, settings
 from shared.composition import AppServices
+from shared.documents.jobs import job_id_for
 from simulator.process import RunningSimulator
+from tests.integration.drive import drive
 from tests.integration.outputs import current_outputs
 
 BASE = "http://localhost:7071/api/jobs"
@@ -81,12 +83,14 @@ def get_job(job_id: str) -> func.HttpResponse:
 
 
 def deliver(services: AppServices, blob_name: str) -> None:
+    """The blob trigger's delivery, then the resume queue's trigger until the job is final."""
     container = services.settings.input_container
     data = services.blob_service.get_container_client(container).download_blob(blob_name).readall()
     stream = func.blob.InputStream(
         data=data, name=f"{container}/{blob_name}", length=len(data), uri=f"http://x/{blob_name}"
     )
     handler("process_uploaded_document")(stream)
+    drive(services, [job_id_for(container, blob_name, data)], handler=handler("resume_job"))
 
 
 def body(response: func.HttpResponse) -> dict[str, Any]:

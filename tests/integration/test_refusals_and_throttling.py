@@ -13,6 +13,7 @@ from shared.composition import AppServices
 from shared.inference import ChatRequest
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
+from tests.integration.drive import process_to_end
 
 SHORT_ANSWERS = json.dumps(
     {
@@ -33,7 +34,7 @@ HELLO = ChatRequest(
 
 
 def process(services: AppServices, name: str, data: bytes) -> Any:
-    return services.engine.process_blob(services.settings.input_container, name, data)
+    return process_to_end(services, name, data)
 
 
 def error_record(services: AppServices, name: str) -> dict[str, Any]:

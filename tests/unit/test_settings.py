@@ -109,6 +109,9 @@ def test_storage_must_be_configured_one_way_or_the_other(monkeypatch: pytest.Mon
     with pytest.raises(ValidationError, match="DocumentStorage__blobServiceUri"):
         AppSettings()
     monkeypatch.setenv("DocumentStorage__blobServiceUri", "https://acct.blob.core.windows.net")
+    with pytest.raises(ValidationError, match="needs DocumentStorage__queueServiceUri too"):
+        AppSettings()
+    monkeypatch.setenv("DocumentStorage__queueServiceUri", "https://acct.queue.core.windows.net")
     assert AppSettings().storage_blob_service_uri == "https://acct.blob.core.windows.net"
 
 

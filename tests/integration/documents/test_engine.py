@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 from shared.composition import AppServices
-from shared.documents.engine import RetryLater
-from shared.documents.jobs import job_id_for
 from shared.hosting.holds import KnownState
 from shared.inference import ChatRequest, InferenceUnavailable
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
+from tests.integration.drive import drive, process_to_end
 from tests.integration.outputs import current_outputs
 
 CONTRACT = (
@@ -57,7 +56,7 @@ def output_json(services: AppServices, name: str) -> dict[str, Any]:
 
 
 def process(services: AppServices, name: str, data: bytes) -> Any:
-    return services.engine.process_blob(services.settings.input_container, name, data)
+    return process_to_end(services, name, data)
 
 
 def test_cold_document_provisions_once_writes_result_and_tears_down(
@@ -317,24 +316,45 @@ def test_reaper_deletes_after_the_idle_grace(
     assert not deployment_exists(services)
 
 
-def test_provisioning_timeout_is_recoverable(
+def test_a_cold_document_parks_instead_of_waiting_and_finishes_when_resumed(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    sim.admin.configure(provisioning_seconds=1200)  # two real seconds
+    services = make_services()
+    started = time.monotonic()
+    parked = services.engine.process_blob(services.settings.input_container, "doc.txt", b"text")
+    assert parked.parked and parked.status == "waiting_for_deployment"
+    assert time.monotonic() - started < 1.5, "the invocation ended without waiting"
+    record = services.jobs.get(parked.job_id)
+    assert record is not None
+    assert record.worker is None, "the claim is given back while the job waits"
+    assert record.waiting_reason is not None and "create sent" in record.waiting_reason
+    assert record.parked_until is not None
+    holds = services.model().ledger.read().holds
+    assert [h.id for h in holds] == [f"job:{parked.job_id}"], "the hold stays for the wait"
+    drive(services, [parked.job_id])
+    done = services.jobs.get(parked.job_id)
+    assert done is not None and done.status == "succeeded"
+    assert done.attempts == 1, "waiting for the deployment spends no attempt"
+    assert creates(sim) == 1
+
+
+def test_waiting_past_the_provision_timeout_fails_with_a_record(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
     sim.admin.configure(provisioning_seconds=1200)  # two real seconds
     impatient = make_services(PROVISION_TIMEOUT_SECONDS=0.5)
-    with pytest.raises(RetryLater):
-        process(impatient, "doc.txt", b"text")
-    job_id = job_id_for(impatient.settings.input_container, "doc.txt", b"text")
-    record = impatient.jobs.get(job_id)
-    assert record is not None
-    assert record.status == "waiting_for_deployment"
-    assert record.worker is None, "the claim is given back so a re-delivery can resume"
-    assert "still provisioning at the deadline" in (record.history[-1].note or "")
-    holds = impatient.model().ledger.read().holds
-    assert [h.id for h in holds] == [f"job:{job_id}"], "the hold stays for the retry"
+    outcome = process(impatient, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = output_json(impatient, "doc.txt.error.json")["error"]
+    assert error["code"] == "provisioning_timeout"
+    assert "PROVISION_TIMEOUT_SECONDS" in error["reason"]
+    ledger = impatient.model().ledger
+    assert ledger.read().live_holds(ledger.now()) == ()
+    # Nothing needs the deployment any more: it is not left to bill (no idle grace here).
+    assert not deployment_exists(impatient)
     patient = make_services(PROVISION_TIMEOUT_SECONDS=30)
-    assert process(patient, "doc.txt", b"text").status == "succeeded"
-    assert creates(sim) == 1, "the re-delivery follows the creation already under way"
+    assert process(patient, "other.txt", b"more text").status == "succeeded"
 
 
 def test_leaked_hold_expires_and_reaper_cleans_up(
@@ -365,21 +385,23 @@ def test_recreate_cooldown_is_waited_out_not_counted_as_a_failed_create(
     assert sim.admin.stats()["management"]["PUT"] > 2, "the name was refused at least once"
 
 
-def test_the_last_attempt_of_a_transient_failure_leaves_an_error_record(
+def test_a_transient_failure_is_retried_and_the_last_attempt_leaves_an_error_record(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
-    sim.admin.configure(provisioning_seconds=1200)  # two real seconds
-    impatient = make_services(PROVISION_TIMEOUT_SECONDS=0.3, MAX_JOB_ATTEMPTS=2)
-    with pytest.raises(RetryLater):
-        process(impatient, "doc.txt", b"text")
-    outcome = process(impatient, "doc.txt", b"text")
-    assert outcome.status == "failed", "the host gives the blob up after its last delivery"
-    error = output_json(impatient, "doc.txt.error.json")["error"]
-    assert error["code"] == "provisioning_timeout"
+    services = make_services(IDLE_GRACE_SECONDS=3600, MAX_JOB_ATTEMPTS=2, INFERENCE_MAX_SECONDS=0.3)
+    assert process(services, "warm.txt", b"warm up").status == "succeeded"
+    sim.admin.inject_errors("data", 503, 1.0)
+    outcome = process(services, "doc.txt", b"text")
+    assert outcome.status == "failed"
+    error = output_json(services, "doc.txt.error.json")["error"]
+    assert error["code"] == "inference_unavailable"
     assert "gave up after 2 attempts" in error["reason"]
-    record = impatient.jobs.get(outcome.job_id)
+    record = services.jobs.get(outcome.job_id)
     assert record is not None and record.status == "failed" and record.attempts == 2
-    assert impatient.model().ledger.read().live_holds(impatient.model().ledger.now()) == ()
+    notes = [change.note or "" for change in record.history]
+    assert any(note.startswith("retrying after: ") for note in notes), notes
+    ledger = services.model().ledger
+    assert ledger.read().live_holds(ledger.now()) == ()
 
 
 def test_a_job_longer_than_its_timeout_stops_and_fails_on_its_last_attempt(

@@ -19,6 +19,7 @@ import pytest
 from shared.composition import AppServices
 from shared.documents.outcomes import VERSIONS_PREFIX
 from tests.integration.conftest import ServicesFactory
+from tests.integration.drive import process_to_end
 from tests.integration.outputs import current_outputs
 
 GOOD_1 = b"Contract v1: Contoso supplies Fabrikam."
@@ -37,7 +38,7 @@ def upload(services: AppServices, name: str, data: bytes) -> None:
 
 
 def process(services: AppServices, name: str, data: bytes) -> Any:
-    return services.engine.process_blob(services.settings.input_container, name, data)
+    return process_to_end(services, name, data)
 
 
 def output(services: AppServices) -> Any:

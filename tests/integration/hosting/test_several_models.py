@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from shared.composition import AppServices
-from shared.documents.engine import RetryLater
 from shared.documents.jobs import job_id_for
 from shared.documents.submissions import Submission, SubmissionInvalid
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
+from tests.integration.drive import drive, process_to_end
 
 LOCAL_BASE = "gpt-4.1-mini-2025-04-14"
 
@@ -73,8 +73,13 @@ def several(make_services: ServicesFactory, catalog: Path, **overrides: Any) -> 
     )
 
 
-def process(services: AppServices, name: str, data: bytes) -> Any:
+def deliver(services: AppServices, name: str, data: bytes) -> Any:
+    """One delivery of the blob, as the blob trigger makes it."""
     return services.engine.process_blob(services.settings.input_container, name, data)
+
+
+def process(services: AppServices, name: str, data: bytes) -> Any:
+    return process_to_end(services, name, data)
 
 
 def output_json(services: AppServices, name: str) -> dict[str, Any]:
@@ -164,20 +169,13 @@ def test_no_room_on_the_account_waits_saying_why_then_proceeds_when_room_appears
     make_services: ServicesFactory, catalog_file: Path, sim: RunningSimulator
 ) -> None:
     sim.admin.configure(max_fine_tuned_deployments=2)
-    services = several(
-        make_services,
-        catalog_file,
-        ACCOUNT_MAX_FINE_TUNED_DEPLOYMENTS=2,
-        PROVISION_TIMEOUT_SECONDS=1.5,
-    )
+    services = several(make_services, catalog_file, ACCOUNT_MAX_FINE_TUNED_DEPLOYMENTS=2)
     start_foreign_deployment(services, "theirs-1")
     start_foreign_deployment(services, "theirs-2")
     data = b"The supplier delivers."
-    with pytest.raises(RetryLater, match="waiting for room on account"):
-        process(services, "contracts/a.txt", data)
-    record = services.jobs.get(
-        job_id_for(services.settings.input_container, "contracts/a.txt", data)
-    )
+    parked = deliver(services, "contracts/a.txt", data)
+    assert parked.parked
+    record = services.jobs.get(parked.job_id)
     assert record is not None and record.status == "waiting_for_deployment"
     assert record.waiting_reason is not None
     assert record.waiting_reason.startswith(
@@ -186,12 +184,17 @@ def test_no_room_on_the_account_waits_saying_why_then_proceeds_when_room_appears
     )
     assert sim.admin.stats()["management"]["PUT"] == 2, "no create was even tried"
 
-    # Room appears while the next delivery waits: it proceeds without failing.
+    # It waits, parked, without failing; room appears and it proceeds.
+    time.sleep(1.5)
+    services.engine.resume(parked.job_id)
+    record = services.jobs.get(parked.job_id)
+    assert record is not None and record.status == "waiting_for_deployment"
+    assert record.error is None
     services.deployments.begin_delete("theirs-2").result()
-    outcome = process(services, "contracts/a.txt", data)
-    assert outcome.status == "succeeded"
-    record = services.jobs.get(outcome.job_id)
-    assert record is not None and record.waiting_reason is None
+    drive(services, [parked.job_id])
+    record = services.jobs.get(parked.job_id)
+    assert record is not None and record.status == "succeeded"
+    assert record.waiting_reason is None and record.attempts == 1
 
 
 def test_this_apps_idle_deployment_is_torn_down_early_to_make_room(
@@ -254,17 +257,18 @@ def test_a_create_refused_for_the_limit_waits_instead_of_failing(
     # The app believes there is room (limit 5), Azure knows better (limit 1): another creator
     # took the last place between the app's look and its create.
     sim.admin.configure(max_fine_tuned_deployments=1)
-    services = several(make_services, catalog_file, PROVISION_TIMEOUT_SECONDS=1.5)
+    services = several(make_services, catalog_file)
     start_foreign_deployment(services, "theirs-1")
-    with pytest.raises(RetryLater):
-        process(services, "contracts/a.txt", b"one")
-    record = services.jobs.get(
-        job_id_for(services.settings.input_container, "contracts/a.txt", b"one")
-    )
+    parked = deliver(services, "contracts/a.txt", b"one")
+    assert parked.parked
+    record = services.jobs.get(parked.job_id)
     assert record is not None and record.status == "waiting_for_deployment"
+    assert record.waiting_reason is not None and "waiting for room" in record.waiting_reason
     assert record.error is None and record.attempts == 1
     services.deployments.begin_delete("theirs-1").result()
-    assert process(services, "contracts/a.txt", b"one").status == "succeeded"
+    drive(services, [parked.job_id])
+    record = services.jobs.get(parked.job_id)
+    assert record is not None and record.status == "succeeded"
 
 
 def test_a_create_refused_for_quota_names_the_quota_and_the_capacity(

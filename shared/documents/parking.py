@@ -1,0 +1,58 @@
+"""The resume queue: how a parked job gets woken up later, with no invocation waiting.
+
+A job that must wait (its deployment is being provisioned, a transient failure should pass)
+puts a message on a storage queue, invisible for the delay it computed; the queue trigger
+(`resume_job` in function_app.py) resumes the job when the message appears. Messages are
+base64-encoded JSON, the Functions queue trigger's default encoding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+
+logger = logging.getLogger(__name__)
+
+# Azure keeps a message invisible for at most seven days.
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class ResumeMessage:
+    job_id: str
+    reason: str
+
+    def encode(self) -> str:
+        return json.dumps({"job_id": self.job_id, "reason": self.reason})
+
+    @classmethod
+    def decode(cls, body: str) -> ResumeMessage:
+        """Parse a message body; ValueError says what is wrong with it."""
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"a resume message must be JSON, got {body[:80]!r}") from error
+        if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
+            raise ValueError(f'a resume message must be {{"job_id": ...}}, got {body[:80]!r}')
+        return cls(data["job_id"], str(data.get("reason", "")))
+
+
+class ResumeQueue:
+    """Schedules resumes of parked jobs on the resume queue."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    def ensure_exists(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            self._queue.create_queue()
+
+    def schedule(self, job_id: str, *, delay_seconds: float, reason: str) -> None:
+        delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)
+        self._queue.send_message(ResumeMessage(job_id, reason).encode(), visibility_timeout=delay)
+        logger.info("job %s resumes in %d s: %s", job_id, delay, reason)
