@@ -6,9 +6,10 @@ local development, the demo and integration tests (`python -m scripts.functions_
 
 Owns: indexing the app and resolving its bindings' app settings (`indexing`), running
 invocations as the Python worker would (`invocation`), one module per trigger kind behind a
-common shape (`triggers`: the `TriggerKind` base; `http`, `timers`, `blobs`), composing them
-(`host`: the registry from binding type to kind), the command line (`cli`) and the one-line
-configuration errors they raise (`errors`).
+common shape (`triggers`: the `TriggerKind` base; `http`, `timers`, `blobs`, `queues`),
+composing them (`host`: the registry from binding type to kind), the command line (`cli`)
+and the one-line configuration errors they raise (`errors`). Storage triggers (`blobs`,
+`queues`) run against whatever storage account their `connection` names: Azurite locally.
 
 Must not: know anything about this particular app's business logic. Every function, trigger
 and setting comes from `app.get_functions()` and the app settings, so adding a function never

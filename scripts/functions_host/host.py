@@ -25,6 +25,7 @@ from scripts.functions_host.blobs import BlobTriggers
 from scripts.functions_host.http import HttpTriggers
 from scripts.functions_host.indexing import index_functions
 from scripts.functions_host.invocation import InvocationRecord, Invoker
+from scripts.functions_host.queues import QueueTriggers
 from scripts.functions_host.timers import TimerTriggers
 from scripts.functions_host.triggers import HostContext, TriggerKind
 
@@ -35,6 +36,7 @@ TRIGGER_KINDS: Mapping[str, type[TriggerKind]] = {
     "httpTrigger": HttpTriggers,
     "timerTrigger": TimerTriggers,
     "blobTrigger": BlobTriggers,
+    "queueTrigger": QueueTriggers,
 }
 
 # Blob receipts are stored under the host id, so changing this default would make the next

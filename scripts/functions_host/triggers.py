@@ -1,10 +1,10 @@
 """The common shape of a trigger kind, and what the host hands every kind.
 
-Owns: `TriggerKind`, the base each trigger module (`http`, `timers`, `blobs`) implements for
-one binding type, and `HostContext`, the host's services a kind may use (app settings, the
-`Invoker`, the clock, host.json `extensions`, options). A kind reads its own options type
-from the context, so a new kind brings its options with it and the host passes them through
-without knowing them.
+Owns: `TriggerKind`, the base each trigger module (`http`, `timers`, `blobs`, `queues`)
+implements for one binding type, and `HostContext`, the host's services a kind may use (app
+settings, the `Invoker`, the clock, host.json `extensions`, options). A kind reads its own
+options type from the context, so a new kind brings its options with it and the host passes
+them through without knowing them.
 """
 
 from __future__ import annotations

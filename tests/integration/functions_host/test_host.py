@@ -1,6 +1,7 @@
 """The host's composition: a trigger kind plugs in with one `TRIGGER_KINDS` entry.
 
-A stand-in queue kind (no storage behind it) is registered for `queueTrigger`; the host must
+A stand-in Service Bus kind (no broker behind it) is registered for `serviceBusTrigger`, a
+binding type the host does not run itself; the host must
 index its functions to it, hand it its options, start, stop and close it, list its functions,
 and let the admin API run its functions on demand, with no other change to the host.
 """
@@ -23,16 +24,16 @@ from tests.integration.functions_host.support import run, wait_until
 
 
 @dataclasses.dataclass(frozen=True)
-class QueueOptions:
+class ServiceBusOptions:
     poll_seconds: float = 1.0
 
 
-class StandInQueueTriggers(TriggerKind):
-    on_demand_label = "queue"
+class StandInServiceBusTriggers(TriggerKind):
+    on_demand_label = "service bus"
 
     def __init__(self, context: HostContext) -> None:
         super().__init__(context)
-        self.options = context.options_for(QueueOptions)
+        self.options = context.options_for(ServiceBusOptions)
         self.functions: list[IndexedFunction] = []
         self.events: list[str] = []
 
@@ -40,7 +41,7 @@ class StandInQueueTriggers(TriggerKind):
         self.functions.append(function)
 
     def describe(self) -> list[str]:
-        return [f"{f.name}: queueTrigger ({f.trigger['queueName']})" for f in self.functions]
+        return [f"{f.name}: serviceBusTrigger ({f.trigger['queueName']})" for f in self.functions]
 
     async def start(self) -> None:
         self.events.append("start")
@@ -56,7 +57,7 @@ class StandInQueueTriggers(TriggerKind):
         if function is None:
             return False
         invoker = self.context.invoker
-        invoker.track(invoker.invoke(function, "hello", HOST_REASON), f"queue:{name}")
+        invoker.track(invoker.invoke(function, "hello", HOST_REASON), f"bus:{name}")
         return True
 
 
@@ -66,13 +67,13 @@ def test_a_new_trigger_kind_plugs_in_with_one_registry_entry(
     monkeypatch.setattr(
         host_module,
         "TRIGGER_KINDS",
-        {**host_module.TRIGGER_KINDS, "queueTrigger": StandInQueueTriggers},
+        {**host_module.TRIGGER_KINDS, "serviceBusTrigger": StandInServiceBusTriggers},
     )
     received: list[str] = []
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-    @app.queue_trigger(arg_name="msg", queue_name="work", connection="Storage")
-    def on_queue(msg: str) -> None:
+    @app.service_bus_queue_trigger(arg_name="msg", queue_name="work", connection="Bus")
+    def on_bus(msg: str) -> None:
         received.append(msg)
 
     @app.route(route="ping")
@@ -80,27 +81,29 @@ def test_a_new_trigger_kind_plugs_in_with_one_registry_entry(
         return "pong"
 
     host = LocalFunctionsHost(
-        app, environ={}, options=[HttpOptions(port=0), QueueOptions(poll_seconds=0.5)]
+        app, environ={}, options=[HttpOptions(port=0), ServiceBusOptions(poll_seconds=0.5)]
     )
-    queue = host.trigger_kind(StandInQueueTriggers)
-    assert [f.name for f in host.functions] == ["on_queue", "ping"]
-    assert [f.name for f in queue.functions] == ["on_queue"]
-    assert queue.options == QueueOptions(poll_seconds=0.5)
-    assert host.describe() == ["ping: [all methods] /api/ping", "on_queue: queueTrigger (work)"]
+    bus = host.trigger_kind(StandInServiceBusTriggers)
+    assert [f.name for f in host.functions] == ["on_bus", "ping"]
+    assert [f.name for f in bus.functions] == ["on_bus"]
+    assert bus.options == ServiceBusOptions(poll_seconds=0.5)
+    assert host.describe() == ["ping: [all methods] /api/ping", "on_bus: serviceBusTrigger (work)"]
 
     async def scenario() -> None:
         async with host, aiohttp.ClientSession(host.base_url) as http:
-            assert queue.events == ["start"]
-            async with http.post("/admin/functions/on_queue") as response:
+            assert bus.events == ["start"]
+            async with http.post("/admin/functions/on_bus") as response:
                 assert response.status == 202
-            await wait_until(lambda: received == ["hello"], 3, "the on-demand queue run")
+            await wait_until(lambda: received == ["hello"], 3, "the on-demand Service Bus run")
             async with http.post("/admin/functions/nope") as response:
                 assert response.status == 404
-                assert await response.json() == {"error": "no timer or queue function named nope"}
-        assert queue.events == ["start", "stop", "close"]
+                assert await response.json() == {
+                    "error": "no timer or service bus function named nope"
+                }
+        assert bus.events == ["start", "stop", "close"]
 
     run(scenario())
-    assert [(r.function_name, r.succeeded) for r in host.invocations] == [("on_queue", True)]
+    assert [(r.function_name, r.succeeded) for r in host.invocations] == [("on_bus", True)]
 
 
 def test_options_of_one_type_are_given_at_most_once() -> None:

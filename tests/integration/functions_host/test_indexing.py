@@ -30,8 +30,8 @@ def test_functions_the_host_cannot_run_are_skipped_with_a_logged_error(
 ) -> None:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-    @app.queue_trigger(arg_name="msg", queue_name="work", connection="Storage")
-    def on_queue(msg: func.QueueMessage) -> None:
+    @app.service_bus_queue_trigger(arg_name="msg", queue_name="work", connection="Bus")
+    def on_bus(msg: func.ServiceBusMessage) -> None:
         pass
 
     @app.route(route="report")
@@ -46,8 +46,8 @@ def test_functions_the_host_cannot_run_are_skipped_with_a_logged_error(
     caplog.set_level(logging.ERROR, logger=LOGGER)
     host = LocalFunctionsHost(app, environ={})
     assert [f.name for f in host.functions] == ["ping"]
-    assert "Function 'on_queue' has a queueTrigger trigger" in caplog.text
+    assert "Function 'on_bus' has a serviceBusTrigger trigger" in caplog.text
     assert "Function 'write_report' declares bindings" in caplog.text
     assert "(blob 'out'); skipped" in caplog.text
-    with pytest.raises(FunctionsHostError, match="no hostable function named on_queue"):
-        LocalFunctionsHost(app, environ={}, functions=["ping", "on_queue"])
+    with pytest.raises(FunctionsHostError, match="no hostable function named on_bus"):
+        LocalFunctionsHost(app, environ={}, functions=["ping", "on_bus"])
