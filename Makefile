@@ -15,10 +15,13 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 all: test
 
 # Both checks before either install, so a missing Node.js is reported before minutes of pip.
-$(STAMP): requirements.txt requirements-dev.txt
+# The project itself goes in editable (its code stays here) for the `hosting` console script;
+# --no-deps since requirements*.txt just installed the pinned dependencies.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) scripts/check_prereqs.py python node
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	@touch $@
 
 $(AZURITE_STAMP): .tools/azurite/package.json .tools/azurite/package-lock.json
@@ -52,11 +55,13 @@ test: lint typecheck infra-check pytest
 demo: install
 	$(PY) -m scripts.demo
 
-# Serves the app on http://localhost:7071/api/... against a fresh local Azure. To run it
-# against your own settings instead: cp local.settings.sample.json local.settings.json,
+# Serves the app on http://localhost:7071/api/... against a fresh local Azure, and writes the
+# app settings that reach it to .local/dev.settings.json while it runs, for
+# `.venv/bin/hosting --settings .local/dev.settings.json status` in another terminal. To run
+# it against your own settings instead: cp local.settings.sample.json local.settings.json,
 # edit it, then `.venv/bin/python -m scripts.functions_host`.
 dev: install
-	@$(PY) -m scripts.functions_host --local-azure
+	@$(PY) -m scripts.functions_host --local-azure --settings-out .local/dev.settings.json
 
 simulator: install
 	$(PY) -m simulator

@@ -3,6 +3,8 @@
 Run with `make bench` (or `python -m bench warm|burst|all`). Each run starts its own Azurite
 and simulator, prints a table and writes JSON to bench/results/. Figures are ratios and
 medians from one run, since this machine is shared and noisy; BENCHMARKS.md records them.
+Progress is drawn by rich, like the operator's command, with the app's log lines printed
+above it rather than on the same terminal line.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.progress import Progress
+
 from scripts.local_azure import LocalAzure, local_azure
 from shared.composition import AppServices, build_services
+from shared.console.display import log_to, stderr_console, step_progress
 from shared.settings import AppSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,16 +65,16 @@ def management_calls(azure: LocalAzure) -> int:
     return sum(int(v) for v in azure.simulator.admin.stats()["management"].values())
 
 
-def progress(done: int, total: int, label: str) -> None:
-    print(f"\r  {label}: {done}/{total}", end="", file=sys.stderr, flush=True)
-    if done == total:
-        print(file=sys.stderr)
+def counter(progress: Progress, label: str, total: int) -> Callable[[], None]:
+    """One step of `label` done; safe from many threads (rich's progress takes a lock)."""
+    task = progress.add_task(label, total=total)
+    return lambda: progress.advance(task)
 
 
 # --- warm path --------------------------------------------------------------------------------
 
 
-def bench_warm(azure: LocalAzure, documents: int) -> dict[str, Any]:
+def bench_warm(azure: LocalAzure, documents: int, progress: Progress) -> dict[str, Any]:
     """End-to-end time of a document on a serving deployment, minus simulated inference.
 
     The simulator's inference latency is set to zero, so what is measured is everything the
@@ -80,13 +85,14 @@ def bench_warm(azure: LocalAzure, documents: int) -> dict[str, Any]:
     container = services.settings.input_container
     services.engine.process_blob(container, "warm-up.txt", DOCUMENT.encode())
     timings: list[float] = []
+    step = counter(progress, "warm path", documents)
     for i in range(documents):
         data = f"{DOCUMENT}\nReference {i}.".encode()
         started = time.perf_counter()
         outcome = services.engine.process_blob(container, f"doc-{i}.txt", data)
         timings.append(time.perf_counter() - started)
         assert outcome.status == "succeeded", outcome
-        progress(i + 1, documents, "warm path")
+        step()
     timings.sort()
     return {
         "documents": documents,
@@ -100,7 +106,9 @@ def bench_warm(azure: LocalAzure, documents: int) -> dict[str, Any]:
 # --- cold burst -------------------------------------------------------------------------------
 
 
-def bench_burst(azure: LocalAzure, documents: int, workers: int, sample: int) -> dict[str, Any]:
+def bench_burst(
+    azure: LocalAzure, documents: int, workers: int, sample: int, progress: Progress
+) -> dict[str, Any]:
     """Documents arriving together on a cold deployment, against the per-document strategy.
 
     The per-document strategy (deploy, infer, delete for each document, one after another
@@ -120,14 +128,12 @@ def bench_burst(azure: LocalAzure, documents: int, workers: int, sample: int) ->
     container = on_demand.settings.input_container
     calls_before = management_calls(azure)
     started = time.perf_counter()
-    done = 0
+    burst_step = counter(progress, "burst (on demand)", documents)
 
     def run(i: int) -> str:
-        nonlocal done
         data = f"{DOCUMENT}\nBurst document {i}.".encode()
         status = on_demand.engine.process_blob(container, f"burst-{i}.txt", data).status
-        done += 1
-        progress(done, documents, "burst (on demand)")
+        burst_step()
         return status
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -145,13 +151,14 @@ def bench_burst(azure: LocalAzure, documents: int, workers: int, sample: int) ->
     per_document = services_for(azure, IDLE_GRACE_SECONDS="0", DEPLOYMENT_CAPACITY=BURST_CAPACITY)
     calls_before = management_calls(azure)
     per_document_statuses = []
+    sample_step = counter(progress, "per-document strategy", sample)
     for i in range(sample):
         data = f"{DOCUMENT}\nBurst document {i}.".encode()
         outcome = per_document.engine.process_blob(
             per_document.settings.input_container, f"burst-{i}.txt", data
         )
         per_document_statuses.append(outcome.status)
-        progress(i + 1, sample, "per-document strategy")
+        sample_step()
     per_document_calls = management_calls(azure) - calls_before
     per_document_bill = admin.billing()
 
@@ -200,12 +207,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     simulator_args = ["--time-scale", str(TIME_SCALE)]
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat()}
-    with local_azure(simulator_args=simulator_args) as azure:
+    console = stderr_console()
+    log_to(console)  # warnings print above the progress bars, not inside their line
+    with local_azure(simulator_args=simulator_args) as azure, step_progress(console) as progress:
         if args.which in ("warm", "all"):
-            results["warm_path"] = bench_warm(azure, args.warm_documents)
+            results["warm_path"] = bench_warm(azure, args.warm_documents, progress)
         if args.which in ("burst", "all"):
             results["burst"] = bench_burst(
-                azure, args.burst_documents, args.burst_workers, args.per_document_sample
+                azure,
+                args.burst_documents,
+                args.burst_workers,
+                args.per_document_sample,
+                progress,
             )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

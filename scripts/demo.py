@@ -22,14 +22,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay, wait_fixed
 
 from scripts.interrupts import sigterm_as_keyboard_interrupt
 from scripts.local_azure import LOCAL_MODEL, LocalAzure, local_azure
-from shared.documents.jobs import job_id_for
+
+if TYPE_CHECKING:
+    from shared.composition import AppServices
+from shared.documents.jobs import TERMINAL, job_id_for
 
 TIME_SCALE = 60.0  # simulated seconds per real second: a 5-minute provisioning takes 5 s
 # Each hosted model has its own grace, so the two deployments go at different times.
@@ -106,6 +109,8 @@ def demo_settings(azure: LocalAzure, catalog: Path) -> dict[str, str]:
     settings = azure.app_settings(
         HOSTING_CONFIG_FILE=str(catalog),
         MANAGEMENT_POLL_SECONDS=str(15 / TIME_SCALE),
+        EXPECTED_PROVISION_SECONDS=str(300 / TIME_SCALE),
+        PARK_MAX_SECONDS=str(300 / TIME_SCALE),
         JOB_HOLD_SECONDS="60",
         OPERATION_LEASE_SECONDS="30",
         NOT_FOUND_RETRY_SECONDS="1",
@@ -252,6 +257,22 @@ async def run_demo(azure: LocalAzure, say: Timeline, catalog: Path) -> dict[str,
     }
 
 
+def finish_parked(services: AppServices, job_id: str, timeout: float = 60) -> str:
+    """Play the resume queue's trigger until the job is final; its final status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = services.jobs.get(job_id)
+        if record is not None and record.status in TERMINAL:
+            return record.status
+        taken = services.resumes.take_visible()
+        for message, handle in taken:
+            services.engine.resume(message.job_id)
+            services.resumes.done(handle)
+        if not taken:
+            time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} did not finish within {timeout:.0f} s")
+
+
 def run_per_document(azure: LocalAzure, say: Timeline, folder: Path) -> dict[str, Any]:
     """The seed's strategy on the same two documents: deploy, infer, delete for each."""
     from shared.composition import build_services  # noqa: PLC0415
@@ -274,9 +295,10 @@ def run_per_document(azure: LocalAzure, say: Timeline, folder: Path) -> dict[str
         ("rfps/rfp-lisbon.txt", RFP, "rfps"),
     ):
         outcome = services.engine.process_blob("per-document-in", blob, text.encode())
+        status = finish_parked(services, outcome.job_id) if outcome.parked else outcome.status
         exists = services.deployments.get(DEPLOYMENTS[model]).exists
         after = "deployment still up after it" if exists else "deployment deleted after it"
-        say(f"per-document strategy: {blob} {outcome.status}, {after}")
+        say(f"per-document strategy: {blob} {status}, {after}")
     return azure.simulator.admin.billing()
 
 

@@ -31,7 +31,18 @@ class LocalAzure:
     simulator: RunningSimulator
 
     def app_settings(self, **overrides: str) -> dict[str, str]:
-        """App settings (as environment variables) that point the app at the local Azure."""
+        """App settings (as environment variables) that point the app at the local Azure.
+
+        The simulator runs faster than Azure (60x by default): the app's own timings are
+        scaled by the same factor, so an idle grace of 5 simulated minutes is 5 real seconds,
+        and the billing meter shows what the same work would cost in Azure, not hours of
+        hosting for a few seconds of local work.
+        """
+        scale = float(self.simulator.admin.config()["time_scale"])
+
+        def scaled(azure_seconds: float) -> str:
+            return f"{azure_seconds / scale:g}"
+
         settings = {
             "AZURE_AUTH_MODE": "local",
             "AZURE_SUBSCRIPTION_ID": self.simulator.subscription_id,
@@ -46,10 +57,15 @@ class LocalAzure:
             # Trigger bindings read these through %SETTING% expressions, which the Functions
             # host resolves from app settings only: the app's defaults do not reach it.
             "INPUT_CONTAINER": "documents-in",
-            "REAPER_SCHEDULE": "0 * * * * *",
-            # The simulator runs 60x faster than Azure by default; poll it about as often
-            # (in simulated time) as the app polls Azure.
-            "MANAGEMENT_POLL_SECONDS": "0.5",
+            "RESUME_QUEUE": "job-resumes",
+            "REAPER_SCHEDULE": "*/5 * * * * *",
+            # Azure's timings (the settings' defaults) at the simulator's pace.
+            "MANAGEMENT_POLL_SECONDS": scaled(15),
+            "IDLE_GRACE_SECONDS": scaled(300),
+            "EXPECTED_PROVISION_SECONDS": scaled(300),
+            "PARK_MAX_SECONDS": scaled(300),
+            "SWEEP_GRACE_SECONDS": scaled(60),
+            "NOT_FOUND_RETRY_SECONDS": scaled(60),
         }
         settings.update(overrides)
         return settings

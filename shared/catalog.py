@@ -64,6 +64,7 @@ class CatalogError(ValueError):
     """The hosted-models declaration is unusable; `problems` lists every problem found."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
         self.problems = problems
         listed = "\n".join(f"  - {problem}" for problem in problems)
         super().__init__(f"{source} has {len(problems)} problem(s):\n{listed}")

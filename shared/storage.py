@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from azure.core import MatchConditions
@@ -87,6 +88,11 @@ class JsonBlobStore(Generic[ModelT]):
     def _last_seen(self, name: str) -> tuple[ModelT, str] | None:
         with self._lock:
             return self._known.get(name)
+
+    def listing(self) -> Iterator[tuple[str, datetime]]:
+        """Every document's name and creation time, from the container listing: no downloads."""
+        for blob in self._container.list_blobs():
+            yield blob.name, blob.creation_time or blob.last_modified
 
     def create(self, name: str, document: ModelT) -> bool:
         """Write a new document; False when one already exists (someone else was first)."""

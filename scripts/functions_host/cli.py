@@ -1,14 +1,16 @@
 """The command line: `python -m scripts.functions_host` (and `make dev`).
 
 Owns: the flags, the app settings (the environment, then local.settings.json `Values`, which
-never override it, or the local Azure's with `--local-azure`, which win), host.json, the
+never override it, or the local Azure's with `--local-azure`, which win; `--settings-out`
+writes the effective ones to a file while the host runs, for the operator's `hosting`
+command), host.json, the
 host's log format, serving until SIGINT/SIGTERM (a second signal stops waiting for running
 invocations), and exit codes: configuration errors, a busy port or an unimportable app exit 2
 with one line prefixed `functions_host:`.
 
 Usage: `python -m scripts.functions_host [--app function_app:app] [--port 7071]
-[--local-azure] [--functions NAME ...] [--blob-poll-seconds 1] [--blob-concurrency 8]
-[--no-blob-receipts]`.
+[--local-azure] [--settings-out FILE] [--functions NAME ...] [--blob-poll-seconds 1]
+[--blob-concurrency 8] [--no-blob-receipts]`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -78,6 +81,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="start Azurite and the simulator and use their settings",
     )
+    parser.add_argument(
+        "--settings-out",
+        type=Path,
+        metavar="FILE",
+        help="write the effective app settings here (local.settings.json shape) while the "
+        "host runs; removed when it stops",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -122,7 +132,33 @@ def _environment(
         for name, value in settings.items():
             if args.local_azure or name not in os.environ:
                 os.environ[name] = value
+        if args.settings_out is not None:
+            effective = {name: os.environ[name] for name in sorted(settings)}
+            stack.enter_context(_settings_file(args.settings_out, effective))
         yield dict(os.environ)
+
+
+@contextlib.contextmanager
+def _settings_file(path: Path, values: Mapping[str, str]) -> Iterator[None]:
+    """The settings the app runs with, in a file that lives exactly as long as the host.
+
+    Owner-only, since app settings hold connection strings; removed on the way out, since the
+    local Azure's ports and keys are new every run and a stale file would point elsewhere.
+    """
+    document = json.dumps({"IsEncrypted": False, "Values": dict(values)}, indent=2)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # also when the file was already there
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(document)
+    except OSError as exc:
+        raise FunctionsHostError(f"cannot write --settings-out {path}: {exc.strerror}") from exc
+    logger.info("App settings written to %s", path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _thread_pool_size(environ: Mapping[str, str]) -> int | None:

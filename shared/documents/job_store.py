@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
@@ -18,6 +21,8 @@ from shared.storage import JsonBlobStore
 
 OPEN_PREFIX = "open/"
 PAYLOAD_PREFIX = "payloads/"
+# Blob listings report creation times to the second (RFC 1123 dates).
+_LISTING_RESOLUTION = timedelta(seconds=1)
 
 
 class JobStore:
@@ -42,6 +47,25 @@ class JobStore:
         self, job_id: str, change: Callable[[JobRecord | None], JobRecord | None]
     ) -> JobRecord | None:
         return self._store.update(self.blob_name(job_id), change)
+
+    def newest_first(self, *, since: datetime | None = None) -> Iterator[JobRecord]:
+        """Job records created at or after `since`, newest first, downloaded as they are needed.
+
+        The order comes from the container listing (names and creation times, no downloads),
+        so a caller that stops after a few records downloads only those. Listings give times
+        to the second: the records of one second are read together and ordered by their own
+        `created`.
+        """
+        listed = sorted(
+            ((created, name) for name, created in self._store.listing() if "/" not in name),
+            reverse=True,
+        )
+        for second, same_second in groupby(listed, key=itemgetter(0)):
+            if since is not None and second < since - _LISTING_RESOLUTION:
+                return  # newest first: every later one is older still
+            records = [self._store.read(name)[0] for _, name in same_second]
+            found = [r for r in records if r is not None and (since is None or r.created >= since)]
+            yield from sorted(found, key=lambda record: record.created, reverse=True)
 
     # --- open jobs (for the sweeper) ------------------------------------------------------
 

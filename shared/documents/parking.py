@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
@@ -51,6 +52,21 @@ class ResumeQueue:
     def ensure_exists(self) -> None:
         with contextlib.suppress(ResourceExistsError):
             self._queue.create_queue()
+
+    def take_visible(
+        self, *, limit: int = 16, lease_seconds: int = 60
+    ) -> list[tuple[ResumeMessage, Any]]:
+        """Receive the messages due now, each hidden for `lease_seconds` until `done` (for
+        callers that play the queue trigger themselves: the demo's per-document run, tests)."""
+        taken: list[tuple[ResumeMessage, Any]] = []
+        for message in self._queue.receive_messages(
+            max_messages=limit, visibility_timeout=lease_seconds
+        ):
+            taken.append((ResumeMessage.decode(message.content), message))
+        return taken
+
+    def done(self, handle: Any) -> None:
+        self._queue.delete_message(handle)
 
     def schedule(self, job_id: str, *, delay_seconds: float, reason: str) -> None:
         delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)

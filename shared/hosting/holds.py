@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 HoldKind = Literal["window", "batch", "job", "operator"]
+# Why a teardown kept the deployment, for callers that act on it rather than log it.
+KeptBecause = Literal["absent", "busy", "held", "idle_grace", "not_owned", "raced"]
 
 
 class KnownState(StrEnum):
@@ -144,6 +146,7 @@ class TeardownDecision:
     delete: bool
     reason: str
     retry_after: timedelta | None = None
+    kept_because: KeptBecause | None = None
 
 
 def idle_since(record: LedgerRecord) -> datetime | None:
@@ -168,11 +171,11 @@ def decide_teardown(
     against a leaked hold keeping a billed deployment up forever.
     """
     if not exists:
-        return TeardownDecision(False, "deployment does not exist")
+        return TeardownDecision(False, "deployment does not exist", kept_because="absent")
     lease = record.live_lease(now)
     if lease is not None:
         return TeardownDecision(
-            False, f"{lease.owner} is running a {lease.operation}", lease.expires - now
+            False, f"{lease.owner} is running a {lease.operation}", lease.expires - now, "busy"
         )
     if created_at is not None and max_lifetime is not None and now - created_at >= max_lifetime:
         return TeardownDecision(True, f"past its maximum lifetime of {max_lifetime}")
@@ -180,11 +183,13 @@ def decide_teardown(
     if live:
         soonest = min(h.expires for h in live)
         kinds = ", ".join(sorted({f"{h.kind}:{h.owner}" for h in live}))
-        return TeardownDecision(False, f"{len(live)} live hold(s): {kinds}", soonest - now)
+        return TeardownDecision(False, f"{len(live)} live hold(s): {kinds}", soonest - now, "held")
     since = idle_since(record)
     if since is not None and now - since < idle_grace:
         remaining = idle_grace - (now - since)
-        return TeardownDecision(False, f"idle grace running ({remaining} left)", remaining)
+        return TeardownDecision(
+            False, f"idle grace running ({remaining} left)", remaining, "idle_grace"
+        )
     return TeardownDecision(True, "no live hold and idle grace passed")
 
 

@@ -32,6 +32,7 @@ from shared.hosting.deployments import (
     error_code,
 )
 from shared.hosting.holds import (
+    KeptBecause,
     KnownState,
     LedgerRecord,
     decide_teardown,
@@ -126,6 +127,9 @@ class Readiness:
 class TeardownOutcome:
     deleted: bool
     reason: str
+    # Set when the deployment was kept: why, for callers that act on it (the operator's
+    # `down` exits differently for "something needs it" and "it is not ours").
+    kept_because: KeptBecause | None = None
 
 
 class LeaseKeeper(PeriodicRenewal):
@@ -467,14 +471,47 @@ class DeploymentProvisioner:
             max_lifetime=max_lifetime,
         )
         if not decision.delete:
-            return TeardownOutcome(False, decision.reason)
+            return TeardownOutcome(False, decision.reason, decision.kept_because)
         taken = self.ledger.take_lease(
             owner, "delete", timedelta(seconds=self._timings.lease_ttl), only_if=due
         )
         if taken is None:
-            return TeardownOutcome(False, "a hold or another operation appeared first")
+            return TeardownOutcome(False, "a hold or another operation appeared first", "raced")
         with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
             return self._delete_under_lease(owner, due, decision.reason, snapshot)
+
+    def delete_now(self, owner: str, *, force: bool = False) -> TeardownOutcome:
+        """Delete the deployment now, without waiting for its idle grace (the operator's `down`).
+
+        Unforced, it is a teardown with no idle grace: never under a live hold. Forced, live
+        holds do not stop it; they are kept, so a job that still needs the deployment
+        provisions it again when it next calls it. Either way Azure's state is read first
+        (the ledger may be behind), the ledger's delete lease is taken (so never during
+        another instance's provisioning or delete), a deployment not tagged as this app's is
+        refused, and the outcome is recorded in the ledger.
+        """
+        snapshot = self._deployments.get(self.spec.name)
+        if not force:
+            return self.teardown_if_idle(owner, idle_grace=timedelta(0), snapshot=snapshot)
+        if not snapshot.exists:
+            return TeardownOutcome(False, "deployment does not exist", "absent")
+        held = self.ledger.read().live_holds(self.ledger.now())
+        reason = f"forced by {owner}" + (f" under {len(held)} live hold(s)" if held else "")
+        taken = self.ledger.take_lease(owner, "delete", timedelta(seconds=self._timings.lease_ttl))
+        if taken is None:
+            lease = self.ledger.read().live_lease(self.ledger.now())
+            running = f"{lease.owner} is running a {lease.operation}" if lease else "busy"
+            return TeardownOutcome(False, running, "busy")
+        if held:
+            logger.warning(
+                "%s deletes %s under %d live hold(s): %s",
+                owner,
+                self.spec.name,
+                len(held),
+                ", ".join(f"{h.kind}:{h.owner}" for h in held),
+            )
+        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
+            return self._delete_under_lease(owner, lambda _record: True, reason, snapshot)
 
     def _delete_under_lease(
         self,
@@ -488,7 +525,7 @@ class DeploymentProvisioner:
             current = snapshot if snapshot is not None else self._deployments.get(self.spec.name)
             if not current.exists:
                 self.ledger.finish_lease(owner, KnownState.ABSENT)
-                return TeardownOutcome(False, "already absent")
+                return TeardownOutcome(False, "already absent", "absent")
             if not current.owned_by(self.spec.owner_tag):
                 self.ledger.finish_lease(
                     owner, KnownState.UNKNOWN, "deployment is not tagged as ours; not deleting it"
@@ -498,7 +535,7 @@ class DeploymentProvisioner:
                     self.spec.name,
                     self.spec.owner_tag,
                 )
-                return TeardownOutcome(False, "not owned by this app")
+                return TeardownOutcome(False, "not owned by this app", "not_owned")
             if not due(self.ledger.read().model_copy(update={"lease": None})):
                 # A job placed a hold after we took the lease: keep the deployment.
                 state = (
@@ -507,7 +544,7 @@ class DeploymentProvisioner:
                     else KnownState.UNKNOWN
                 )
                 self.ledger.finish_lease(owner, state)
-                return TeardownOutcome(False, "a hold arrived before the delete started")
+                return TeardownOutcome(False, "a hold arrived before the delete started", "held")
             logger.info("deleting deployment %s: %s", self.spec.name, reason)
             poller = self._deployments.begin_delete(self.spec.name)
             poller.result(timeout=self._timings.delete_timeout)

@@ -15,10 +15,9 @@ from typing import Any
 import azure.functions as func
 from azure.functions.queue import QueueMessage
 
-from shared.composition import AppServices, build_credential, build_queue_client
+from shared.composition import AppServices
 from shared.documents.engine import JobOutcome
 from shared.documents.jobs import TERMINAL
-from shared.documents.parking import ResumeMessage
 
 QueueHandler = Callable[[func.QueueMessage], None]
 
@@ -35,33 +34,29 @@ def drive(
     without it the engine is called as that handler would.
     """
     wanted = set(job_ids)
-    queue = build_queue_client(services.settings, build_credential(services.settings))
     deadline = time.monotonic() + timeout
-    try:
-        while True:
-            records = {job_id: services.jobs.get(job_id) for job_id in wanted}
-            if all(r is not None and r.status in TERMINAL for r in records.values()):
-                return
-            if time.monotonic() > deadline:
-                states = {k: (r.status if r else None) for k, r in records.items()}
-                raise TimeoutError(f"jobs not final after {timeout:.0f} s: {states}")
-            received = list(queue.receive_messages(max_messages=16, visibility_timeout=30))
-            for message in received:
-                if handler is not None:
-                    # The worker's own message type, untyped in azure-functions.
-                    delivered = QueueMessage(  # type: ignore[no-untyped-call]
-                        id=message.id,
-                        body=message.content.encode(),
-                        dequeue_count=message.dequeue_count,
-                    )
-                    handler(delivered)
-                else:
-                    services.engine.resume(ResumeMessage.decode(message.content).job_id)
-                queue.delete_message(message)
-            if not received:
-                time.sleep(0.05)
-    finally:
-        queue.close()
+    while True:
+        records = {job_id: services.jobs.get(job_id) for job_id in wanted}
+        if all(r is not None and r.status in TERMINAL for r in records.values()):
+            return
+        if time.monotonic() > deadline:
+            states = {k: (r.status if r else None) for k, r in records.items()}
+            raise TimeoutError(f"jobs not final after {timeout:.0f} s: {states}")
+        taken = services.resumes.take_visible(lease_seconds=30)
+        for resume, handle in taken:
+            if handler is not None:
+                # The worker's own message type, untyped in azure-functions.
+                delivered = QueueMessage(  # type: ignore[no-untyped-call]
+                    id=handle.id,
+                    body=handle.content.encode(),
+                    dequeue_count=handle.dequeue_count,
+                )
+                handler(delivered)
+            else:
+                services.engine.resume(resume.job_id)
+            services.resumes.done(handle)
+        if not taken:
+            time.sleep(0.05)
 
 
 def process_to_end(services: AppServices, name: str, data: bytes, **kwargs: Any) -> JobOutcome:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.integration.functions_host.support import REPO_ROOT, SAMPLE_APP
@@ -121,3 +124,37 @@ def _get_when_up(url: str, process: subprocess.Popen[str]) -> str:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_cli_settings_out_lets_the_operators_command_reach_the_local_azure(
+    environ: dict[str, str], tmp_path: Path
+) -> None:
+    """`make dev` then `hosting --settings .local/dev.settings.json status`, as the README says."""
+    settings_out = tmp_path / ".local" / "dev.settings.json"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["--port", str(port), "--functions", "get_item", "--local-azure"]
+    with _cli([*args, "--settings-out", str(settings_out)], environ) as process:
+        try:
+            _get_when_up(f"http://127.0.0.1:{port}/api/items/1", process)
+            assert stat.S_IMODE(settings_out.stat().st_mode) == 0o600, "it holds secrets"
+            values = json.loads(settings_out.read_text(encoding="utf-8"))["Values"]
+            assert values["AZURE_AUTH_MODE"] == "local"
+            assert values["ARM_ENDPOINT"].startswith("https://127.0.0.1:")
+            status = subprocess.run(
+                [sys.executable, "-m", "shared.console", "--settings", str(settings_out),
+                 "status", "--json"],
+                cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            )  # fmt: skip
+            assert status.returncode == 0, status.stderr
+            [model] = json.loads(status.stdout)["models"]
+            assert (model["model"], model["azure_state"]) == ("default", None)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, stderr
+    assert not settings_out.exists(), "the local Azure is gone, so are its settings"

@@ -179,3 +179,19 @@ def test_mark_suspect_only_once_for_the_same_ready_period() -> None:
     assert (
         mark_suspect(reprovisioned, observed_ready_since=T0, now=T0 + 3 * MINUTE) == reprovisioned
     )
+
+
+def test_a_kept_deployment_says_why_in_a_word_callers_can_act_on() -> None:
+    held = place_hold(ready_record(), hold_id="j", kind="job", owner="w", now=T0, ttl=MINUTE)
+    leased = take_lease(ready_record(), owner="a", operation="provision", now=T0, ttl=MINUTE)
+    assert leased is not None
+    released = release_hold(held, hold_id="j", now=T0)
+
+    def why(record: LedgerRecord, *, exists: bool = True, grace: timedelta = GRACE) -> str | None:
+        return decide_teardown(record, now=T0, idle_grace=grace, exists=exists).kept_because
+
+    assert why(held) == "held"
+    assert why(leased) == "busy"
+    assert why(released) == "idle_grace"
+    assert why(released, exists=False) == "absent"
+    assert why(released, grace=timedelta(0)) is None

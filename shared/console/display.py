@@ -1,0 +1,284 @@
+"""How the operator's command shows things: rich tables and progress for people, JSON for
+scripts, and log lines kept above any live display.
+
+Data goes to stdout, progress and messages to stderr, so `hosting ... --json | jq` sees only
+JSON. The benchmarks (`bench/`) use `log_to` and `step_progress` too, so their progress and
+log lines look the same and never share a terminal line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from shared.console.status import ModelStatus
+from shared.documents.jobs import JobRecord
+from shared.hosting.holds import Hold, OperationLease
+
+# Loggers that narrate every HTTP request at INFO; their warnings still show.
+NOISY_LOGGERS = ("azure", "urllib3", "httpx", "httpx2", "openai")
+
+
+# Tables written to a file or a pipe are this wide unless COLUMNS says otherwise (rich's own
+# default there, 80, folds every cell of a status table).
+PIPED_WIDTH = 160
+
+
+def stdout_console() -> Console:
+    return _console(stderr=False)
+
+
+def stderr_console() -> Console:
+    return _console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
+    # soft_wrap: a line of text is never broken by rich (a terminal wraps it; a log keeps it
+    # whole); tables are still laid out to the width.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def log_to(console: Console, *, verbose: bool = False) -> None:
+    """Send log records through `console`, so they print above a live progress display."""
+    handler = RichHandler(
+        console=console, show_path=False, show_time=verbose, markup=False, rich_tracebacks=False
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def step_progress(console: Console, *, transient: bool = False) -> Progress:
+    """A progress display counting steps (documents, provisioning stages)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
+def print_json(data: Any) -> None:
+    """JSON for scripts: plain text on stdout, never wrapped or coloured."""
+    print(json.dumps(data, indent=2, default=str), flush=True)
+
+
+# --- times ----------------------------------------------------------------------------------
+
+
+def span(delta: timedelta) -> str:
+    """A compact duration: 45s, 12m05s, 2h03m, 3d04h."""
+    seconds = int(abs(delta).total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def moment(at: datetime, now: datetime) -> str:
+    """A UTC time, with the date only when it is not today, and how far it is from now."""
+    utc = at.astimezone(UTC)
+    today = utc.date() == now.astimezone(UTC).date()
+    shown = utc.strftime("%H:%M:%SZ") if today else utc.strftime("%Y-%m-%d %H:%MZ")
+    distance = span(at - now)
+    return f"{shown} (in {distance})" if at > now else f"{shown} ({distance} ago)"
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def status_table(rows: Sequence[ModelStatus], now: datetime) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in ("model", "deployment", "Azure", "ledger", "up since", "why up", "live holds"):
+        table.add_column(header, overflow="fold")
+    notes = [_notes(row) for row in rows]
+    if any(notes):  # waiting notes and errors are rare: no empty column for them
+        table.add_column("notes", overflow="fold", max_width=60)
+    for row, note in zip(rows, notes, strict=True):
+        cells = [
+            row.model,
+            row.deployment,
+            row.azure_state or "absent",
+            _ledger_cell(row, now),
+            moment(row.ready_since, now) if row.ready_since else "-",
+            _why_up(row, now),
+            "\n".join(hold_line(hold, now) for hold in row.holds) or "-",
+        ]
+        table.add_row(*cells, *([note or "-"] if any(notes) else []))
+    return table
+
+
+def hold_line(hold: Hold, now: datetime) -> str:
+    return f"{hold.kind} by {hold.owner}, until {moment(hold.expires, now)}"
+
+
+def lease_line(lease: OperationLease, now: datetime) -> str:
+    return f"{lease.operation} by {lease.owner}, lease until {moment(lease.expires, now)}"
+
+
+def _ledger_cell(row: ModelStatus, now: datetime) -> str:
+    if row.lease is None:
+        return row.ledger_state.value
+    return f"{row.ledger_state.value}\n({lease_line(row.lease, now)})"
+
+
+def _why_up(row: ModelStatus, now: datetime) -> str:
+    if row.why_up is None:
+        return "-"
+    if row.why_up == "held":
+        counts = Counter(hold.kind for hold in row.holds)
+        kinds = (kind if n == 1 else f"{n} {kind}" for kind, n in sorted(counts.items()))
+        return f"held by {', '.join(kinds)}"
+    if row.why_up == "operation":
+        return f"a {row.lease.operation if row.lease else 'management'} is running"
+    if row.why_up == "idle_grace" and row.idle_until is not None:
+        return f"idle grace until {moment(row.idle_until, now)}"
+    return "nothing: the next teardown check deletes it"
+
+
+def _notes(row: ModelStatus) -> str:
+    notes = []
+    if row.waiting_for:
+        notes.append(f"waiting: {row.waiting_for}")
+    if row.last_error:
+        notes.append(f"last error: {row.last_error}")
+    return "\n".join(notes)
+
+
+# --- up -------------------------------------------------------------------------------------
+
+UP_STAGES = ("Accepted", "Creating", "Succeeded", "serving")
+
+
+class UpProgress:
+    """Draws a deployment's way to serving: one line per stage seen, and a step bar."""
+
+    def __init__(self, console: Console, model: str, deployment: str) -> None:
+        self._progress = step_progress(console, transient=True)
+        self._console = console
+        self._deployment = deployment
+        self._task = self._progress.add_task(f"{model} ({deployment})", total=len(UP_STAGES))
+        self._started = time.monotonic()
+
+    def __enter__(self) -> UpProgress:
+        # The bar only where it can be redrawn; a log or a pipe gets the stage lines alone.
+        if self._console.is_terminal:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._progress.stop()
+
+    def azure_state(self, state: str | None) -> None:
+        shown = state or "absent"
+        self._line(f"Azure: {shown}")
+        if state in UP_STAGES:
+            # A stage not seen (polls are seconds apart) was passed all the same.
+            self._progress.update(self._task, completed=UP_STAGES.index(state) + 1)
+
+    def waiting(self, note: str) -> None:
+        self._line(f"waiting: {note}")
+
+    def serving(self) -> None:
+        self._progress.update(self._task, completed=len(UP_STAGES))
+        self._line("serving (the data plane answers)")
+
+    def _line(self, text: str) -> None:
+        elapsed = time.monotonic() - self._started
+        self._progress.console.print(f"[{elapsed:6.1f} s] {self._deployment}: {text}", markup=False)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+def jobs_table(records: Iterable[JobRecord], now: datetime) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in ("job", "status", "created", "model", "profile", "input"):
+        table.add_column(header, overflow="fold")
+    table.add_column("note", overflow="fold", max_width=48)
+    for record in records:
+        note = record.waiting_reason or (record.error.reason if record.error else "")
+        table.add_row(
+            record.id,
+            record.status,
+            moment(record.created, now),
+            record.model or "-",
+            record.profile or "-",
+            f"{record.input_container}/{record.input_blob}",
+            note or "-",
+        )
+    return table
+
+
+def job_detail(view: dict[str, Any]) -> Group:
+    """One job for people: its fields, its history, then its result or error record."""
+    fields = Table.grid(padding=(0, 2))
+    for name in ("job_id", "status", "input", "profile", "model", "attempts", "waiting_reason"):
+        if view.get(name) not in (None, ""):
+            fields.add_row(Text(name.replace("_", " "), style="bold"), str(view[name]))
+    if view.get("questions"):
+        fields.add_row(Text("questions", style="bold"), "\n".join(view["questions"]))
+    history = Table(
+        box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, title="history", title_justify="left"
+    )
+    for header in ("status", "at", "note"):
+        history.add_column(header, overflow="fold")
+    for change in view.get("history", []):
+        history.add_row(change["status"], change["at"], change.get("note") or "")
+    parts: list[Any] = [fields, history]
+    if view.get("result") is not None:
+        parts.append(Text(f"result ({view['result_blob']}):", style="bold"))
+        parts.append(_json_text(view["result"]))
+    if view.get("error"):
+        parts += [Text("error:", style="bold"), _json_text(view["error"])]
+    if view.get("error_record") is not None:
+        parts += [Text(f"error record ({view['error_blob']}):", style="bold")]
+        parts.append(_json_text(view["error_record"]))
+    return Group(*parts)
+
+
+def job_line(view: dict[str, Any]) -> str:
+    line = f"job {view['job_id']}: {view['status']}"
+    if view.get("waiting_reason"):
+        line += f" ({view['waiting_reason']})"
+    if view.get("attempts"):
+        line += f", attempt {view['attempts']}"
+    return line
+
+
+def _json_text(data: Any) -> Text:
+    return Text(json.dumps(data, indent=2, ensure_ascii=False))
