@@ -53,7 +53,7 @@ from shared.documents.profiles import (
 )
 from shared.documents.tokens import TokenCounter
 from shared.hosting.deployments import ProvisioningError
-from shared.hosting.holds import LedgerRecord
+from shared.hosting.holds import KnownState, LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
 from shared.inference import (
@@ -401,7 +401,21 @@ class DocumentEngine:
             return self._fail(plan.record, plan.worker, rejected.code, rejected.reason)
         if step.record is None:
             return _Wait(step.reason, step.wait_seconds)
+        if held.state is not KnownState.READY:
+            self._wake_waiting(step.record, plan.hold_id)
         return self._run(plan, step.record)
+
+    def _wake_waiting(self, ready: LedgerRecord, own_hold: str) -> None:
+        """The deployment just became ready: resume now every other job parked for it.
+
+        Their holds in the ledger name them, so they need not each poll until their own
+        resume comes (Knative's activator releases its buffered requests the same way).
+        """
+        now = self._clock()
+        for hold in ready.live_holds(now):
+            if hold.kind == "job" and hold.id != own_hold:
+                job_id = hold.id.removeprefix("job:")
+                self._resumes.schedule(job_id, delay_seconds=0, reason="the deployment is ready")
 
     def _run(self, plan: _Plan, ready: LedgerRecord) -> JobOutcome | _Wait | _Retry:
         record, hosted, worker = plan.record, plan.hosted, plan.worker
