@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.documents.jobs import claim_job, job_id_for, move_job, new_job, release_job
+from shared.documents.jobs import claim_job, job_id_for, move_job, new_job, park_job, release_job
 
 T0 = datetime(2026, 3, 23, 9, 0, tzinfo=UTC)
 TTL = timedelta(minutes=10)
@@ -55,3 +55,46 @@ def test_release_lets_a_retry_claim_at_once() -> None:
     assert released.worker is None
     assert released.history[-1].note == "timed out waiting"
     assert claim_job(released, worker="w2", now=T0, ttl=TTL) is not None
+
+
+def test_parking_gives_the_claim_back_and_waiting_for_the_deployment_spends_no_attempt() -> None:
+    record = new_job(job_id="j", container="in", blob_name="a.txt", now=T0)
+    claimed = claim_job(record, worker="w1", now=T0, ttl=TTL)
+    assert claimed is not None and claimed.attempts == 1
+    until = T0 + timedelta(minutes=5)
+    parked = park_job(
+        claimed, worker="w1", now=T0, until=until, reason="Creating", for_deployment=True
+    )
+    assert parked is not None
+    assert (parked.status, parked.worker, parked.parked_until) == (
+        "waiting_for_deployment",
+        None,
+        until,
+    )
+    assert parked.waiting_reason == "Creating" and parked.waiting_since == T0
+    resumed = claim_job(parked, worker="w2", now=until, ttl=TTL)
+    assert resumed is not None and resumed.attempts == 1, "a resume from waiting is free"
+    assert resumed.parked_until is None and not resumed.parked_for_deployment
+    again = park_job(
+        resumed, worker="w2", now=until, until=until, reason="still", for_deployment=True
+    )
+    assert again is not None and again.waiting_since == T0, "waiting counts from the start"
+
+
+def test_a_retry_park_and_a_dead_workers_claim_each_spend_an_attempt() -> None:
+    record = new_job(job_id="j", container="in", blob_name="a.txt", now=T0)
+    claimed = claim_job(record, worker="w1", now=T0, ttl=TTL)
+    assert claimed is not None
+    retry = park_job(claimed, worker="w1", now=T0, until=T0, reason="503", for_deployment=False)
+    assert retry is not None and retry.status == "queued" and retry.waiting_since is None
+    second = claim_job(retry, worker="w2", now=T0, ttl=TTL)
+    assert second is not None and second.attempts == 2
+    third = claim_job(second, worker="w3", now=T0 + TTL, ttl=TTL)  # w2 died
+    assert third is not None and third.attempts == 3
+
+
+def test_only_the_claim_holder_parks_a_job() -> None:
+    record = new_job(job_id="j", container="in", blob_name="a.txt", now=T0)
+    claimed = claim_job(record, worker="w1", now=T0, ttl=TTL)
+    assert claimed is not None
+    assert park_job(claimed, worker="w2", now=T0, until=T0, reason="x", for_deployment=True) is None

@@ -8,11 +8,14 @@ from shared.hosting.holds import (
     KnownState,
     LedgerRecord,
     decide_teardown,
+    end_step,
     finish_lease,
     mark_suspect,
+    next_look_seconds,
     place_hold,
     release_hold,
     renew_hold,
+    renew_lease,
     take_lease,
 )
 
@@ -195,3 +198,63 @@ def test_a_kept_deployment_says_why_in_a_word_callers_can_act_on() -> None:
     assert why(released) == "idle_grace"
     assert why(released, exists=False) == "absent"
     assert why(released, grace=timedelta(0)) is None
+
+
+# --- step-wise provisioning and renewals -------------------------------------------------------
+
+
+def leased(owner: str = "w1") -> LedgerRecord:
+    record = take_lease(ready_record(), owner=owner, operation="provision", now=T0, ttl=MINUTE)
+    assert record is not None
+    return record
+
+
+def test_a_renewal_extends_only_its_owners_live_or_lapsed_lease() -> None:
+    record = leased()
+    renewed = renew_lease(record, owner="w1", now=T0 + MINUTE / 2, ttl=MINUTE)
+    assert renewed is not None and renewed.lease is not None
+    assert renewed.lease.expires == T0 + MINUTE * 1.5
+    assert renew_lease(record, owner="w2", now=T0, ttl=MINUTE) is None
+
+
+def test_a_renewal_landing_after_the_operation_finished_never_takes_the_lease_again() -> None:
+    finished = finish_lease(leased(), owner="w1", now=T0 + MINUTE, state=KnownState.READY)
+    assert renew_lease(finished, owner="w1", now=T0 + MINUTE * 2, ttl=MINUTE) is None
+    assert finished.state is KnownState.READY
+
+
+def test_ending_a_step_frees_the_lease_keeps_provisioning_and_records_what_it_saw() -> None:
+    record = leased()
+    ended = end_step(record, owner="w1", provisioning_started=T0, last_checked=T0)
+    assert ended is not None
+    assert ended.lease is None and ended.state is KnownState.PROVISIONING
+    assert ended.provisioning_started == T0
+    assert end_step(record, owner="w2", last_checked=T0) is None, "not the leader's any more"
+
+
+def test_ready_records_how_long_the_provisioning_took() -> None:
+    record = end_step(leased(), owner="w1", provisioning_started=T0)
+    assert record is not None
+    taken = take_lease(record, owner="w1", operation="provision", now=T0, ttl=MINUTE)
+    assert taken is not None
+    ready = finish_lease(taken, owner="w1", now=T0 + 4 * MINUTE, state=KnownState.READY)
+    assert ready.last_provision_seconds == 240
+    assert ready.provisioning_started is None and ready.creates_since_ready == 0
+
+
+def test_a_waiting_job_looks_again_when_the_provisioning_should_be_done_then_backs_off() -> None:
+    record = LedgerRecord(deployment="ft", state=KnownState.PROVISIONING, provisioning_started=T0)
+
+    def look(after: timedelta, **kw: float) -> float:
+        return next_look_seconds(
+            record, T0 + after, poll=15, expected=kw.get("expected", 300), longest=300
+        )
+
+    assert look(timedelta(seconds=60)) == 240, "the rest of the expected five minutes"
+    assert look(timedelta(seconds=295)) == 15, "never sooner than the poll interval"
+    assert look(timedelta(seconds=400)) == 50, "half the overrun"
+    assert look(timedelta(seconds=2000)) == 300, "never later than the longest wait"
+    seen = record.model_copy(update={"last_provision_seconds": 120.0})
+    assert next_look_seconds(seen, T0, poll=15, expected=300, longest=300) == 120
+    idle = LedgerRecord(deployment="ft")
+    assert next_look_seconds(idle, T0, poll=15, expected=300, longest=300) == 15
