@@ -249,6 +249,10 @@ class DocumentEngine:
             record = self._jobs.get(job_id)
             if record is None or record.status in TERMINAL:
                 return JobOutcome(job_id, record.status if record else "unknown", skipped=True)
+            data = self._document_of(record)
+            if data is not None:
+                # Never claimed, perhaps: learn its version so the error takes the current name.
+                record = self._note_version(record, record.input_container, data)
             return self._fail(record, record.worker or "", code, reason)
 
     # --- claiming -------------------------------------------------------------------------

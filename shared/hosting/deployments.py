@@ -193,10 +193,17 @@ class AzureDeployments:
             ]
 
     def begin_create(self, spec: DeploymentSpec) -> LROPoller[Deployment]:
+        """Send the create and follow it with the SDK's poller (a thread polls until done)."""
         with self._refusals_named(f"create deployment {spec.name!r}"):
-            return self._begin_create(spec)
+            return self._begin_create(spec, follow=True)
 
-    def _begin_create(self, spec: DeploymentSpec) -> LROPoller[Deployment]:
+    def start_create(self, spec: DeploymentSpec) -> None:
+        """Send the create and return: no poller thread follows it. The provisioner reads the
+        deployment's state on later steps instead, so no invocation waits for Azure."""
+        with self._refusals_named(f"create deployment {spec.name!r}"):
+            self._begin_create(spec, follow=False)
+
+    def _begin_create(self, spec: DeploymentSpec, *, follow: bool) -> LROPoller[Deployment]:
         deployment = Deployment(
             sku=Sku(name=spec.sku, capacity=spec.capacity),
             tags={OWNER_TAG_KEY: spec.owner_tag},
@@ -211,17 +218,7 @@ class AzureDeployments:
             self._account,
             spec.name,
             deployment,
-            polling=self._create_polling(),
-        )
-
-    def resume_create(self, name: str, continuation_token: str) -> LROPoller[Deployment]:
-        return self._client.deployments.begin_create_or_update(
-            self._resource_group,
-            self._account,
-            name,
-            Deployment(),  # ignored when resuming from a continuation token
-            continuation_token=continuation_token,
-            polling=self._create_polling(),
+            polling=self._create_polling() if follow else False,
         )
 
     def begin_delete(self, name: str) -> LROPoller[None]:

@@ -85,6 +85,8 @@ class LedgerRecord(BaseModel):
     provisioning_started: datetime | None = None
     creates_since_ready: int = Field(0, ge=0)
     last_checked: datetime | None = None
+    # Azure is not asked again before this, however many waiting jobs come to look.
+    next_check_at: datetime | None = None
     succeeded_at: datetime | None = None
     last_provision_seconds: float | None = None
 
@@ -253,7 +255,9 @@ def finish_lease(
             update["provision_count"] = record.provision_count + 1
         if record.provisioning_started is not None:
             update["last_provision_seconds"] = (now - record.provisioning_started).total_seconds()
-        update.update(provisioning_started=None, creates_since_ready=0, succeeded_at=None)
+        update.update(
+            provisioning_started=None, creates_since_ready=0, succeeded_at=None, next_check_at=None
+        )
     return record.model_copy(update=update)
 
 

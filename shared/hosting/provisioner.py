@@ -223,12 +223,14 @@ class DeploymentProvisioner:
                 f"deployment {self.spec.name!r}: {lease.operation} under way by {lease.owner}"
             )
             return self._wait(record, now, reason)
-        if record.last_checked is not None and (now - record.last_checked) < timedelta(
-            seconds=self._timings.poll_interval
-        ):
-            # Azure was asked moments ago: one management call per poll interval, however
-            # many documents wait.
-            return self._wait(record, now, self._progress(record))
+        if record.next_check_at is not None and now < record.next_check_at:
+            # The last step said when Azure is worth asking again: until then, however many
+            # documents come to look, none of them calls the management API.
+            return Readiness(
+                None,
+                max((record.next_check_at - now).total_seconds(), self._timings.poll_interval),
+                self._progress(record),
+            )
         taken = self.ledger.take_lease(
             owner, "provision", timedelta(seconds=self._timings.lease_ttl)
         )
@@ -358,7 +360,7 @@ class DeploymentProvisioner:
                     wait=self._timings.poll_interval,
                 )
         try:
-            self._deployments.begin_create(self.spec)
+            self._deployments.start_create(self.spec)
         except HttpResponseError as error:
             note = self._on_create_refused(error)
             waiting = note if "waiting for room" in note else None
@@ -406,9 +408,14 @@ class DeploymentProvisioner:
     ) -> Readiness:
         now = self.ledger.now()
         fields.setdefault("waiting_for", None)
-        ended = self.ledger.end_step(owner, last_checked=now, **fields)
-        current = ended if ended is not None else record
-        seconds = wait if wait is not None else self._next_look(current, now)
+        merged = record.model_copy(update=fields)
+        seconds = wait if wait is not None else self._next_look(merged, now)
+        self.ledger.end_step(
+            owner,
+            last_checked=now,
+            next_check_at=now + timedelta(seconds=seconds),
+            **fields,
+        )
         return Readiness(None, seconds, reason)
 
     def _wait(self, record: LedgerRecord, now: datetime, reason: str) -> Readiness:

@@ -11,6 +11,7 @@ from typing import Any
 
 import azure.functions as func
 import pytest
+from azure.functions.queue import QueueMessage
 
 import function_app
 from shared import composition, settings
@@ -226,3 +227,36 @@ def test_concurrent_first_invocations_share_one_build_of_the_services(
         built = list(pool.map(lambda _: composition.get_services(), range(6)))
     assert len({id(s) for s in built}) == 1
     assert logging.getLogger("httpx2").level == logging.WARNING
+
+
+def test_a_resume_that_keeps_failing_ends_in_an_error_record_not_the_poison_queue(
+    services: AppServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accepted = body(post_json({"text": "Lease of premises.", "filename": "lease.txt"}))
+    job_id = accepted["job_id"]
+
+    def broken_resume(job_id: str) -> None:
+        raise RuntimeError("storage kept timing out")
+
+    # The engine fails; what is tested is the trigger's handling of its last delivery.
+    monkeypatch.setattr(services.engine, "resume", broken_resume)
+    message = json.dumps({"job_id": job_id, "reason": "test"}).encode()
+    resume = handler("resume_job")
+    with pytest.raises(RuntimeError):
+        resume(QueueMessage(id="m1", body=message, dequeue_count=1))  # type: ignore[no-untyped-call]
+    assert body(get_job(job_id))["status"] == "queued", "the host retries it"
+    resume(QueueMessage(id="m1", body=message, dequeue_count=5))  # type: ignore[no-untyped-call]
+    failed = body(get_job(job_id))
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "resume_failed"
+    assert "resuming the job failed 5 times" in failed["error"]["reason"]
+    output = services.blob_service.get_container_client(services.settings.output_container)
+    assert current_outputs(output) == [f"{accepted['input']}.error.json"]
+
+
+def test_a_message_that_is_not_a_resume_is_dropped_with_a_log_line(
+    services: AppServices, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        handler("resume_job")(QueueMessage(id="m", body=b"hello", dequeue_count=1))  # type: ignore[no-untyped-call]
+    assert "dropping a message that is not a resume" in caplog.text

@@ -1,0 +1,78 @@
+"""Parking: a document for a cold deployment ends its invocation at once and is resumed later.
+
+Against Azurite (the resume queue, job records) and the simulator; the resume queue's trigger is
+played by `drive`, from the real queue messages.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from shared.composition import AppServices
+from shared.documents.jobs import claim_job, job_id_for, new_job
+from simulator.process import RunningSimulator
+from tests.integration.conftest import ServicesFactory
+from tests.integration.drive import drive
+
+
+def deliver(services: AppServices, name: str, data: bytes) -> object:
+    return services.engine.process_blob(services.settings.input_container, name, data)
+
+
+def test_a_cold_burst_parks_at_once_and_all_finish_after_one_provisioning(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    sim.admin.configure(provisioning_seconds=1200)  # two real seconds
+    services = make_services(IDLE_GRACE_SECONDS=3600)
+    container = services.settings.input_container
+
+    def timed(i: int) -> tuple[float, object]:
+        started = time.monotonic()
+        outcome = services.engine.process_blob(container, f"doc-{i}.txt", f"Doc {i}.".encode())
+        return time.monotonic() - started, outcome
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(timed, range(20)))
+    assert all(outcome.parked for _, outcome in results)  # type: ignore[attr-defined]
+    longest = max(seconds for seconds, _ in results)
+    assert longest < 2.0, f"an invocation waited {longest:.1f} s for the provisioning"
+    drive(services, [outcome.job_id for _, outcome in results])  # type: ignore[attr-defined]
+    for _, outcome in results:
+        record = services.jobs.get(outcome.job_id)  # type: ignore[attr-defined]
+        assert record is not None and record.status == "succeeded" and record.attempts == 1
+    assert len(sim.admin.billing()["deployments"]) == 1
+    calls = sum(int(v) for v in sim.admin.stats()["management"].values())
+    # A list (room), a create and a few reads of the state, whoever comes to look: no poller
+    # thread follows the create in any invocation.
+    assert calls <= 8, f"{calls} management calls for 20 documents"
+    assert sim.admin.stats()["management"]["POLL"] == 0
+
+
+def test_a_delivery_meeting_a_dead_workers_live_claim_finishes_after_the_claim_expires(
+    make_services: ServicesFactory,
+) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=3600)
+    container = services.settings.input_container
+    data = b"Supply agreement."
+    services.blob_service.get_container_client(container).upload_blob("doc.txt", data)
+    job_id = job_id_for(container, "doc.txt", data)
+    # A worker claimed the job, then died: its claim is live for two more seconds.
+    now = services.model().ledger.now()
+    dead = claim_job(
+        new_job(job_id=job_id, container=container, blob_name="doc.txt", now=now),
+        worker="dead-worker",
+        now=now,
+        ttl=timedelta(seconds=2),
+    )
+    assert dead is not None and services.jobs.create(dead)
+    services.jobs.mark_open(job_id)
+    outcome = services.engine.process_blob(container, "doc.txt", data)
+    assert outcome.skipped, "another worker's live claim: not processed now"
+    # Nothing delivers the blob again: the resume scheduled for after the claim does it.
+    started = time.monotonic()
+    drive(services, [job_id])
+    assert time.monotonic() - started >= 1.0, "not before the dead worker's claim expired"
+    record = services.jobs.get(job_id)
+    assert record is not None and record.status == "succeeded"
