@@ -85,7 +85,10 @@ class JobStore:
     # --- parked documents -----------------------------------------------------------------
 
     def save_payload(self, job_id: str, data: bytes) -> None:
-        self._container.upload_blob(f"{PAYLOAD_PREFIX}{job_id}", data, overwrite=True)
+        # A job's content never changes (its id is derived from it): the first copy stands,
+        # and parking again costs a refused write instead of a second upload.
+        with contextlib.suppress(ResourceExistsError):
+            self._container.upload_blob(f"{PAYLOAD_PREFIX}{job_id}", data, overwrite=False)
 
     def load_payload(self, job_id: str) -> bytes | None:
         try:
