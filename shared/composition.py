@@ -285,6 +285,7 @@ def build_services(
         max_document_bytes=settings.max_document_bytes,
         max_chunks=settings.max_chunks,
         retry_max_seconds=settings.park_max_seconds,
+        throttle_park_seconds=settings.throttle_park_seconds,
     )
     engine = DocumentEngine(
         catalog=catalog,

@@ -68,6 +68,14 @@ class RequestRejected(Exception):
         self.reason = reason
 
 
+class Throttled(Exception):
+    """The deployment asked for a wait longer than the caller will sleep: come back later."""
+
+    def __init__(self, retry_after: float, message: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotAuthorized(RequestRejected):
     """The app's identity may not call the deployment: a role is missing, retrying won't help."""
 
@@ -179,11 +187,14 @@ class ChatClient:
         *,
         readiness_until: float | None = None,
         deadline: float | None = None,
+        longest_sleep: float | None = None,
     ) -> ChatResult:
         """One chat completion with the retry policy.
 
         `readiness_until` (monotonic) bounds DeploymentNotFound retries; `deadline`
-        (monotonic) is the caller's own limit, which the retries never sleep past.
+        (monotonic) is the caller's own limit, which the retries never sleep past. With
+        `longest_sleep`, a 429 asking for a longer wait raises `Throttled` instead of
+        sleeping, so the caller can park rather than hold an invocation.
         """
         budget = self._policy.max_seconds
         if deadline is not None:
@@ -195,6 +206,10 @@ class ChatClient:
                 )
 
         def retryable(error: BaseException) -> bool:
+            if isinstance(error, openai.RateLimitError) and longest_sleep is not None:
+                asked = retry_after_seconds(error)
+                if asked is not None and asked > longest_sleep:
+                    return False
             if isinstance(error, _TRANSIENT):
                 return True
             if is_deployment_not_found(error):
@@ -222,13 +237,13 @@ class ChatClient:
             if is_deployment_not_found(error):
                 raise DeploymentNotServing(str(error)) from error
             raise
+        except openai.RateLimitError as error:
+            asked = retry_after_seconds(error)
+            if longest_sleep is not None and asked is not None and asked > longest_sleep:
+                raise Throttled(asked, f"the deployment asked to wait {asked:.0f} s") from error
+            raise self._unavailable(error, retrying.statistics, started, budget) from error
         except _TRANSIENT as error:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            spent = self._monotonic() - started
-            raise InferenceUnavailable(
-                f"the deployment stayed throttled or unavailable for {spent:.0f} s "
-                f"({attempts} attempt(s), budget {budget:.0f} s): {type(error).__name__}: {error}"
-            ) from error
+            raise self._unavailable(error, retrying.statistics, started, budget) from error
         except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
             raise self._not_authorized(error) from error
         except openai.BadRequestError as error:
@@ -270,6 +285,16 @@ class ChatClient:
             logger.info("readiness probe of %s failed transiently; polling again", self.deployment)
             return False
         return True
+
+    def _unavailable(
+        self, error: Exception, statistics: dict[str, Any], started: float, budget: float
+    ) -> InferenceUnavailable:
+        attempts = statistics.get("attempt_number", 1)
+        spent = self._monotonic() - started
+        return InferenceUnavailable(
+            f"the deployment stayed throttled or unavailable for {spent:.0f} s "
+            f"({attempts} attempt(s), budget {budget:.0f} s): {type(error).__name__}: {error}"
+        )
 
     def _not_authorized(self, error: openai.APIStatusError) -> NotAuthorized:
         return NotAuthorized(

@@ -94,6 +94,7 @@ class AppSettings(BaseSettings):
     inference_max_attempts: int = Field(20, ge=1, alias="INFERENCE_MAX_ATTEMPTS")
     inference_max_seconds: float = Field(300, gt=0, alias="INFERENCE_MAX_SECONDS")
     inference_timeout_seconds: float = Field(120, gt=0, alias="INFERENCE_TIMEOUT_SECONDS")
+    throttle_park_seconds: float = Field(10, ge=0, alias="THROTTLE_PARK_SECONDS")
 
     # --- Documents --------------------------------------------------------------------------
     processing_profiles: str | None = Field(None, alias="PROCESSING_PROFILES")

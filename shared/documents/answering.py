@@ -32,6 +32,10 @@ class AnswerContext:
     # answers it for minutes after Succeeded); later it means the deployment is gone.
     readiness_until: float | None
     deadline: float
+    # A 429 asking for a longer wait than this before any request of the document has been
+    # answered ends the attempt with `Throttled`: the job parks instead of sleeping. Later
+    # requests sleep it out, since parking would lose the answers already paid for.
+    park_on_throttle_after: float | None = None
 
 
 def answer_document(
@@ -42,7 +46,10 @@ def answer_document(
 
     def run(request: ChatRequest) -> str:
         result = chat.complete(
-            request, readiness_until=context.readiness_until, deadline=context.deadline
+            request,
+            readiness_until=context.readiness_until,
+            deadline=context.deadline,
+            longest_sleep=None if results else context.park_on_throttle_after,
         )
         results.append(result)
         return result.content

@@ -20,6 +20,7 @@ whose worker died or whose resume message was lost.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -63,6 +64,7 @@ from shared.inference import (
     InferenceUnavailable,
     ModelRefusal,
     RequestRejected,
+    Throttled,
 )
 from shared.observability import log_fields
 from shared.renewal import PeriodicRenewal
@@ -87,6 +89,7 @@ class EngineLimits:
     # Backoff of a job parked after a transient failure: base * 2^(attempt-1), at most max.
     retry_base_seconds: float = 15.0
     retry_max_seconds: float = 300.0
+    throttle_park_seconds: float | None = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,13 @@ class _Wait:
     """The job must wait for its deployment: park it for `seconds`."""
 
     reason: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Throttle:
+    """The deployment asked for a long wait before the document's first answer: park."""
+
     seconds: float
 
 
@@ -383,6 +393,24 @@ class DocumentEngine:
             raise
         if isinstance(step, _Wait):
             return self._park_for_deployment(plan, step.reason, step.seconds)
+        if isinstance(step, _Throttle):
+            # Spread the comeback: every job throttled in this burst was told the same wait.
+            delay = step.seconds + random.uniform(0, max(1.0, step.seconds / 10))
+            plan.hosted.ledger.place_hold(
+                plan.hold_id,
+                "job",
+                worker,
+                timedelta(seconds=delay + self._limits.job_hold_seconds),
+            )
+            return self._park(
+                plan.record,
+                worker,
+                plan.data,
+                f"throttled: the deployment asked to wait {step.seconds:.0f} s",
+                delay,
+                for_deployment=False,
+                free_resume=True,
+            )
         if isinstance(step, _Retry):
             outcome = self._retry_or_fail(plan.record, worker, plan.data, step.code, step.reason)
             if outcome.parked:
@@ -392,7 +420,9 @@ class DocumentEngine:
         self._teardown_if_idle(worker, hosted, ledger.release_hold(plan.hold_id))
         return outcome
 
-    def _advance_and_run(self, plan: _Plan, held: LedgerRecord) -> JobOutcome | _Wait | _Retry:
+    def _advance_and_run(
+        self, plan: _Plan, held: LedgerRecord
+    ) -> JobOutcome | _Wait | _Retry | _Throttle:
         try:
             step = plan.hosted.provisioner.advance(
                 plan.worker, waiting_since=plan.record.waiting_since, known=held
@@ -421,7 +451,7 @@ class DocumentEngine:
                 job_id = hold.id.removeprefix("job:")
                 self._resumes.schedule(job_id, delay_seconds=0, reason="the deployment is ready")
 
-    def _run(self, plan: _Plan, ready: LedgerRecord) -> JobOutcome | _Wait | _Retry:
+    def _run(self, plan: _Plan, ready: LedgerRecord) -> JobOutcome | _Wait | _Retry | _Throttle:
         record, hosted, worker = plan.record, plan.hosted, plan.worker
         waited = (
             (self._clock() - record.waiting_since).total_seconds()
@@ -443,6 +473,7 @@ class DocumentEngine:
                 window_seconds=self._limits.not_found_retry_seconds,
             ),
             deadline=started + self._limits.job_timeout_seconds,
+            park_on_throttle_after=self._limits.throttle_park_seconds,
         )
         try:
             answer, results = answer_document(plan.requests, hosted.chat, context)
@@ -464,6 +495,8 @@ class DocumentEngine:
             return self._fail(record, worker, "profile_config", str(misconfigured))
         except InferenceUnavailable as error:
             return _Retry("inference_unavailable", str(error))
+        except Throttled as throttled:
+            return _Throttle(throttled.retry_after)
         result_blob = self._write_result(
             plan, answer, results, waited=waited, inference=self._monotonic() - started
         )
@@ -506,6 +539,7 @@ class DocumentEngine:
         delay_seconds: float,
         *,
         for_deployment: bool,
+        free_resume: bool | None = None,
     ) -> JobOutcome:
         now = self._clock()
         until = now + timedelta(seconds=delay_seconds)
@@ -520,6 +554,7 @@ class DocumentEngine:
                     until=until,
                     reason=reason,
                     for_deployment=for_deployment,
+                    free_resume=free_resume,
                 )
                 if r is not None
                 else None

@@ -65,6 +65,8 @@ class JobRecord(BaseModel):
     # a transient failure passes) gives its claim back and a queue message resumes it at
     # `parked_until`. Waiting for the deployment does not spend an attempt.
     parked_until: datetime | None = None
+    # Whether the resume is free (waiting for the deployment or for throttling to pass), or
+    # spends an attempt (retrying after a failure).
     parked_for_deployment: bool = False
     waiting_since: datetime | None = None
 
@@ -144,18 +146,24 @@ def park_job(
     until: datetime,
     reason: str,
     for_deployment: bool,
+    free_resume: bool | None = None,
 ) -> JobRecord | None:
-    """Give the claim back until `until`, saying why; None when `worker` no longer holds it."""
+    """Give the claim back until `until`, saying why; None when `worker` no longer holds it.
+
+    Waiting for the deployment (and, with `free_resume`, for throttling to pass) spends no
+    attempt when the job is resumed; a retry after a failure does.
+    """
     if record.worker != worker or record.status in TERMINAL:
         return None
     status: JobStatus = "waiting_for_deployment" if for_deployment else "queued"
+    free = for_deployment if free_resume is None else free_resume
     return record.model_copy(
         update={
             "status": status,
             "worker": None,
             "worker_expires": None,
             "parked_until": until,
-            "parked_for_deployment": for_deployment,
+            "parked_for_deployment": free,
             "waiting_reason": reason,
             "waiting_since": (record.waiting_since or now) if for_deployment else None,
             "history": (*record.history, StatusChange(status=status, at=now, note=reason)),

@@ -7,13 +7,14 @@ deployment throttles real requests with Retry-After.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from shared.composition import AppServices
 from shared.inference import ChatRequest
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
-from tests.integration.drive import process_to_end
+from tests.integration.drive import drive, process_to_end
 
 SHORT_ANSWERS = json.dumps(
     {
@@ -109,3 +110,30 @@ def test_throttling_is_bounded_by_time_not_by_a_count_of_short_waits(
     result = chat.complete(HELLO)
     assert result.attempts >= 2
     assert sim.admin.stats()["data"]["throttled"] > before["throttled"]
+
+
+def test_a_long_retry_after_before_any_answer_parks_the_job_instead_of_sleeping(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(
+        DEPLOYMENT_CAPACITY=1,
+        IDLE_GRACE_SECONDS=3600,
+        THROTTLE_PARK_SECONDS=1,
+        PROCESSING_PROFILES=SHORT_ANSWERS,
+    )
+    assert process(services, "warm.txt", b"warm up").status == "succeeded"
+    # Real time: the ten-second request window of capacity 1 lasts ten real seconds.
+    sim.admin.configure(time_scale=1)
+    services.model().chat.complete(HELLO)
+    started = time.monotonic()
+    parked = services.engine.process_blob(services.settings.input_container, "doc.txt", b"text")
+    assert time.monotonic() - started < 3, "the invocation did not sleep out the Retry-After"
+    assert parked.parked
+    record = services.jobs.get(parked.job_id)
+    assert record is not None and record.status == "queued"
+    assert record.waiting_reason is not None
+    assert record.waiting_reason.startswith("throttled: the deployment asked to wait")
+    drive(services, [parked.job_id], timeout=60)
+    done = services.jobs.get(parked.job_id)
+    assert done is not None and done.status == "succeeded"
+    assert done.attempts == 1, "waiting out throttling spends no attempt"
