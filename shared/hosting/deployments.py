@@ -211,7 +211,9 @@ class AzureDeployments:
             self._account,
             spec.name,
             deployment,
-            polling=self._create_polling(),
+            # No poller: the provisioner's steps read the state themselves; a poller returned
+            # here would poll the operation from a thread of its own until it ended.
+            polling=False,
         )
 
     def resume_create(self, name: str, continuation_token: str) -> LROPoller[Deployment]:
