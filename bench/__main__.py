@@ -27,7 +27,7 @@ from typing import Any
 from bench.burst import bench_burst
 from bench.common import DEFAULT_TIME_SCALE
 from bench.post import bench_post
-from bench.warm import bench_warm
+from bench.warm import WARM_CAPACITY, bench_warm
 from scripts.local_azure import local_azure
 from shared.console.display import log_to, stderr_console, step_progress
 
@@ -41,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("which", choices=["warm", "burst", "post", "all"], nargs="?", default="all")
     parser.add_argument("--warm-documents", type=int, default=50)
+    parser.add_argument(
+        "--warm-capacity",
+        type=int,
+        default=WARM_CAPACITY,
+        help="the warm path's deployment capacity (10 gets throttled: see bench/warm.py)",
+    )
     parser.add_argument("--burst-documents", type=int, default=100)
     parser.add_argument(
         "--per-document-sample",
@@ -68,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         step_progress(console) as progress,
     ):
         if args.which in ("warm", "all"):
-            results["warm_path"] = bench_warm(azure, args.warm_documents, progress)
+            results["warm_path"] = bench_warm(
+                azure, args.warm_documents, progress, args.warm_capacity
+            )
         if args.which in ("burst", "all"):
             results["burst"] = bench_burst(
                 azure, args.burst_documents, args.per_document_sample, progress
