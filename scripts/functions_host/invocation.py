@@ -2,8 +2,9 @@
 
 Owns: the `func.Context` handed to handlers that ask for `context`, calling async handlers on
 the event loop and sync ones in a thread pool (`PYTHON_THREADPOOL_THREAD_COUNT`), the
-`Executing`/`Executed` log lines with the user's traceback, the `InvocationRecord`s tests and
-the demo read, and tracking invocation tasks so the host can drain them on stop.
+`Executing`/`Executed` log lines with the user's traceback, the `InvocationRecord`s tests,
+the demo and the benchmarks read (each with the handler's own wall time), and tracking
+invocation tasks so the host can drain them on stop.
 """
 
 from __future__ import annotations
@@ -41,8 +42,13 @@ class InvocationRecord:
     invocation_id: str
     reason: str
     succeeded: bool
+    # From the invocation's start to its end, as the `Executed` line says: for a sync handler
+    # this includes waiting for a free thread of the pool, as the worker's Duration does.
     duration_ms: float
     error: str | None = None
+    # The handler's own wall time (running in its thread, or awaited): what the handler
+    # itself costs, without the wait for a thread (benchmarks read it).
+    handler_ms: float | None = None
 
 
 class _TraceContext:
@@ -134,6 +140,19 @@ class _SyncCallTracker:
         return call
 
 
+def _timed(call: Callable[[], Any], seconds: list[float]) -> Callable[[], Any]:
+    """`call`, appending its own wall time to `seconds` when it ends (raising or not)."""
+
+    def timed() -> Any:
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    return timed
+
+
 def _user_traceback(error: BaseException) -> str:
     """The traceback from the first frame of user code, as the host shows it."""
     tb = error.__traceback__
@@ -195,13 +214,16 @@ class Invoker:
         started = time.perf_counter()
         result: Any = None
         error: BaseException | None = None
+        handler_seconds: list[float] = []  # set by the call itself, in whichever thread
         try:
             if function.is_async:
                 result = await function.callable(**kwargs)
+                handler_seconds.append(time.perf_counter() - started)
             else:
                 loop = asyncio.get_running_loop()
                 result = await loop.run_in_executor(
-                    self._executor, self._sync_calls.wrap(function.callable, **kwargs)
+                    self._executor,
+                    _timed(self._sync_calls.wrap(function.callable, **kwargs), handler_seconds),
                 )
         except Exception as exc:
             error = exc
@@ -228,6 +250,7 @@ class Invoker:
             error is None,
             duration_ms,
             None if error is None else f"{type(error).__name__}: {error}",
+            handler_seconds[0] * 1000 if handler_seconds else None,
         )
         self.invocations.append(record)
         return record, result

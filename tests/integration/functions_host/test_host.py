@@ -104,6 +104,9 @@ def test_a_new_trigger_kind_plugs_in_with_one_registry_entry(
 
     run(scenario())
     assert [(r.function_name, r.succeeded) for r in host.invocations] == [("on_bus", True)]
+    # The handler's own time is recorded too, within the invocation's (which adds the wait
+    # for a thread).
+    assert all(r.handler_ms is not None and r.handler_ms <= r.duration_ms for r in host.invocations)
 
 
 def test_options_of_one_type_are_given_at_most_once() -> None:

@@ -1,0 +1,82 @@
+"""Warm path: one document at a time through the engine while its deployment serves.
+
+The simulator's inference latency is set to zero and the deployment's capacity is large
+enough that no request is throttled, so what is measured is everything the app does around
+the model call: job record (created claimed, open-job marker), version stamp,
+hold, ledger, the HTTPS round trip, result, release and teardown check. The deployment is
+made ready first by a warm-up document, resumed from the resume queue by hand as the queue
+trigger would; the measured documents then run inline (no queue hop) and must succeed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from rich.progress import Progress
+
+from bench.common import DOCUMENT, ThrottleWaits, counter, scenario_settings
+from scripts.local_azure import LocalAzure
+from shared.composition import AppServices, build_services
+from shared.documents.jobs import TERMINAL
+from shared.settings import AppSettings
+
+# Documents one after another with no inference latency ask for tokens faster than a
+# capacity-10 deployment's window allows (10,000 a simulated minute, a real second at 60x):
+# its 429s would be measured as the app's time. 100 is the simulator's whole quota.
+WARM_CAPACITY = 100
+
+
+def make_ready(services: AppServices, timeout: float = 60) -> None:
+    """Process a warm-up document to its end: the deployment serves afterwards."""
+    container = services.settings.input_container
+    outcome = services.engine.process_blob(container, "warm-up.txt", DOCUMENT.encode())
+    deadline = time.monotonic() + timeout
+    while outcome.parked:
+        record = services.jobs.get(outcome.job_id)
+        if record is not None and record.status in TERMINAL:
+            assert record.status == "succeeded", record
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the warm-up document did not finish within {timeout:.0f} s")
+        taken = services.resumes.take_visible()
+        for message, handle in taken:
+            services.engine.resume(message.job_id)
+            services.resumes.done(handle)
+        if not taken:
+            time.sleep(0.05)
+
+
+def bench_warm(
+    azure: LocalAzure, documents: int, progress: Progress, capacity: int = WARM_CAPACITY
+) -> dict[str, Any]:
+    azure.simulator.admin.configure(token_latency_ms=0, base_latency_ms=0)
+    # An idle grace of an hour of real time: the deployment stays up between documents.
+    settings = scenario_settings(
+        azure, IDLE_GRACE_SECONDS="3600", DEPLOYMENT_CAPACITY=str(capacity)
+    )
+    services = build_services(AppSettings.model_validate(settings))
+    make_ready(services)
+    container = services.settings.input_container
+    timings: list[float] = []
+    step = counter(progress, "warm path", documents)
+    with ThrottleWaits() as throttled:
+        for i in range(documents):
+            data = f"{DOCUMENT}\nReference {i}.".encode()
+            started = time.perf_counter()
+            outcome = services.engine.process_blob(container, f"doc-{i}.txt", data)
+            timings.append(time.perf_counter() - started)
+            assert outcome.status == "succeeded", outcome
+            step()
+    services.blob_service.close()
+    timings.sort()
+    return {
+        "documents": documents,
+        "capacity": capacity,
+        "median_ms": round(statistics.median(timings) * 1000, 1),
+        "p90_ms": round(timings[int(0.9 * (len(timings) - 1))] * 1000, 1),
+        "min_ms": round(timings[0] * 1000, 1),
+        "throttle_retries": throttled.retries,
+        "target_median_ms": 50,
+    }
