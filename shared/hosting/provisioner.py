@@ -231,11 +231,19 @@ class DeploymentProvisioner:
                 max((record.next_check_at - now).total_seconds(), self._timings.poll_interval),
                 self._progress(record),
             )
+        # `record` may be the caller's own write from moments ago: another step may have made
+        # the deployment ready since, and a lease taken over that would mark it provisioning.
         taken = self.ledger.take_lease(
-            owner, "provision", timedelta(seconds=self._timings.lease_ttl)
+            owner,
+            "provision",
+            timedelta(seconds=self._timings.lease_ttl),
+            only_if=lambda current: current.state is not KnownState.READY,
         )
         if taken is None:
-            return self._wait(record, now, f"deployment {self.spec.name!r}: another step runs")
+            current = self.ledger.read()
+            if current.state is KnownState.READY:
+                return Readiness(current)
+            return self._wait(current, now, f"deployment {self.spec.name!r}: another step runs")
         with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
             try:
                 return self._step(owner, taken)

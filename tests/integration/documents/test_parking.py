@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from shared.composition import AppServices
 from shared.documents.jobs import claim_job, job_id_for, new_job
+from shared.hosting.holds import KnownState
 from simulator.process import RunningSimulator
 from tests.integration.conftest import ServicesFactory
-from tests.integration.drive import drive
+from tests.integration.drive import drive, process_to_end
 
 
 def deliver(services: AppServices, name: str, data: bytes) -> object:
@@ -77,3 +78,20 @@ def test_a_delivery_meeting_a_dead_workers_live_claim_finishes_after_the_claim_e
     assert time.monotonic() - started >= 1.0, "not before the dead worker's claim expired"
     record = services.jobs.get(job_id)
     assert record is not None and record.status == "succeeded"
+
+
+def test_a_step_on_a_stale_view_of_a_ready_deployment_leaves_it_ready(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(IDLE_GRACE_SECONDS=3600)
+    assert process_to_end(services, "warm.txt", b"warm up").status == "succeeded"
+    hosted = services.model()
+    ready = hosted.ledger.read()
+    assert ready.state is KnownState.READY
+    # What a job read before another one's step made the deployment ready.
+    stale = ready.model_copy(update={"state": KnownState.PROVISIONING, "next_check_at": None})
+    calls = dict(sim.admin.stats()["management"])
+    step = hosted.provisioner.advance("late-worker", known=stale)
+    assert step.ready
+    assert hosted.ledger.read().state is KnownState.READY, "not marked provisioning again"
+    assert sim.admin.stats()["management"] == calls, "Azure was not asked"
