@@ -47,6 +47,7 @@ from bench.common import (
 from bench.hosted import handler_times, hosted_app
 from scripts.functions_host.invocation import InvocationRecord
 from scripts.local_azure import LocalAzure
+from scripts.resume_player import finish_parked
 from shared.composition import AppServices, build_services
 from shared.documents.jobs import TERMINAL, JobRecord, job_id_for
 from shared.hosting.holds import KnownState
@@ -339,7 +340,9 @@ def _run_per_document(azure: LocalAzure, sample: int, progress: Progress) -> dic
         outcome = services.engine.process_blob(
             services.settings.input_container, f"burst-{i}.txt", data
         )
-        statuses.append(_finish(services, outcome.job_id) if outcome.parked else outcome.status)
+        statuses.append(
+            finish_parked(services, outcome.job_id, poll=0.05) if outcome.parked else outcome.status
+        )
         step()
     calls = management_calls(azure) - calls_before
     bill = admin.billing()
@@ -353,22 +356,6 @@ def _run_per_document(azure: LocalAzure, sample: int, progress: Progress) -> dic
         "billed_per_minute_cost": round(bill["per_minute"]["cost"], 2),
         "billed_per_started_hour_cost": round(bill["per_started_hour"]["cost"], 2),
     }
-
-
-def _finish(services: AppServices, job_id: str, timeout: float = 60) -> str:
-    """Play the resume queue's trigger until the job is final; its final status."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = services.jobs.get(job_id)
-        if record is not None and record.status in TERMINAL:
-            return record.status
-        taken = services.resumes.take_visible()
-        for message, handle in taken:
-            services.engine.resume(message.job_id)
-            services.resumes.done(handle)
-        if not taken:
-            time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} did not finish within {timeout:.0f} s")
 
 
 def bench_burst(

@@ -31,8 +31,9 @@ from scripts.interrupts import sigterm_as_keyboard_interrupt
 from scripts.local_azure import LOCAL_MODEL, LocalAzure, local_azure
 
 if TYPE_CHECKING:
-    from shared.composition import AppServices
-from shared.documents.jobs import TERMINAL, job_id_for
+    pass
+from scripts.resume_player import finish_parked
+from shared.documents.jobs import job_id_for
 
 TIME_SCALE = 60.0  # simulated seconds per real second: a 5-minute provisioning takes 5 s
 # Each hosted model has its own grace, so the two deployments go at different times.
@@ -255,22 +256,6 @@ async def run_demo(azure: LocalAzure, say: Timeline, catalog: Path) -> dict[str,
         "jobs": {label: (job["status"], job.get("model")) for label, job in jobs.items()},
         "deleted": all(seen[-1] == "absent" for seen in states.values()),
     }
-
-
-def finish_parked(services: AppServices, job_id: str, timeout: float = 60) -> str:
-    """Play the resume queue's trigger until the job is final; its final status."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        record = services.jobs.get(job_id)
-        if record is not None and record.status in TERMINAL:
-            return record.status
-        taken = services.resumes.take_visible()
-        for message, handle in taken:
-            services.engine.resume(message.job_id)
-            services.resumes.done(handle)
-        if not taken:
-            time.sleep(0.1)
-    raise TimeoutError(f"job {job_id} did not finish within {timeout:.0f} s")
 
 
 def run_per_document(azure: LocalAzure, say: Timeline, folder: Path) -> dict[str, Any]:
