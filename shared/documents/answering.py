@@ -11,12 +11,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.documents.planning import parse_answer, run_combine
 from shared.documents.profiles import ProcessingProfile
 from shared.documents.tokens import TokenCounter
-from shared.inference import ChatClient, ChatRequest, ChatResult
+from shared.inference import ChatRequest, ChatResult
+
+
+class ChatCompleter(Protocol):
+    """What answering needs of a deployment: `ChatClient`, or a batch's paced wrapper of it."""
+
+    def complete(
+        self,
+        request: ChatRequest,
+        *,
+        readiness_until: float | None = None,
+        deadline: float | None = None,
+        longest_sleep: float | None = None,
+    ) -> ChatResult: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +52,7 @@ class AnswerContext:
 
 
 def answer_document(
-    requests: Sequence[ChatRequest], chat: ChatClient, context: AnswerContext
+    requests: Sequence[ChatRequest], chat: ChatCompleter, context: AnswerContext
 ) -> tuple[Any, list[ChatResult]]:
     """The parsed answer and every request's result (for provenance and usage)."""
     results: list[ChatResult] = []

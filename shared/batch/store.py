@@ -1,0 +1,247 @@
+"""The batch's adapters over storage: run records, the paged input listing, the leftover list,
+the outcome check, and the queue a run continues through.
+
+Nothing here holds a whole listing: inputs are read one page at a time from the listing's
+continuation marker (azure-storage-blob's `by_page`), and the names left at a deadline are
+streamed into a block blob in staged blocks, so memory stays flat for any number of documents.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
+from azure.storage.queue import QueueClient
+
+from shared.batch.models import BatchRun
+from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
+from shared.documents.parking import MAX_VISIBILITY_SECONDS
+from shared.storage import JsonBlobStore
+
+logger = logging.getLogger(__name__)
+
+_JSON = ContentSettings(content_type="application/json")
+_TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
+# Names per staged block of the leftover list (a block may hold up to 4,000 MiB; 50,000
+# blocks per blob): a few hundred kilobytes each.
+LEFT_NAMES_PER_BLOCK = 2000
+
+
+@dataclass(frozen=True)
+class WaitingDocument:
+    """One input blob as the listing describes it: enough to name its version, no content."""
+
+    name: str
+    version: str
+    size: int
+    last_modified: datetime | None
+
+
+def version_of(container: str, blob: BlobProperties) -> str:
+    """A stable id for this content of this blob, from the listing alone (no download).
+
+    The listing's Content-MD5 names the content when storage has one (single-shot uploads);
+    otherwise the ETag, which changes whenever the blob is written, does.
+    """
+    md5 = blob.content_settings.content_md5 if blob.content_settings else None
+    content = bytes(md5).hex() if md5 else str(blob.etag)
+    digest = hashlib.sha256(f"{container}/{blob.name}\n{content}".encode())
+    return digest.hexdigest()[:24]
+
+
+class InputListing:
+    """The documents waiting under a prefix, one page at a time."""
+
+    def __init__(self, container: ContainerClient, page_size: int) -> None:
+        self._container = container
+        self._page_size = page_size
+
+    @property
+    def container_name(self) -> str:
+        return str(self._container.container_name)
+
+    def pages(
+        self, prefix: str, marker: str | None
+    ) -> Iterator[tuple[list[WaitingDocument], str | None]]:
+        """Each page's documents and the marker of the page after it (None after the last)."""
+        # by_page's iterator carries the next page's marker (azure-core's PageIterator).
+        pager: Any = self._container.list_blobs(
+            name_starts_with=prefix or None, results_per_page=self._page_size
+        ).by_page(continuation_token=marker)
+        for page in pager:
+            documents = [
+                WaitingDocument(
+                    name=blob.name,
+                    version=version_of(self.container_name, blob),
+                    size=blob.size or 0,
+                    last_modified=blob.last_modified,
+                )
+                for blob in page
+            ]
+            yield documents, pager.continuation_token or None
+
+    def names_from(self, prefix: str, marker: str | None) -> Iterator[str]:
+        for documents, _ in self.pages(prefix, marker):
+            for document in documents:
+                yield document.name
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return self._container.download_blob(name).readall()
+        except ResourceNotFoundError:
+            return None
+
+
+class OutcomeIndex:
+    """Whether a document's version already has an outcome under the output prefix."""
+
+    def __init__(self, output: ContainerClient) -> None:
+        self._output = output
+
+    def existing(self, output_name: str, version: str) -> str | None:
+        """The name of this version's outcome blob, or None (one listing call, no download)."""
+        prefix = f"{VERSIONS_PREFIX}{output_name}/{version}."
+        for blob in self._output.list_blobs(name_starts_with=prefix):
+            if any(blob.name == f"{prefix}{kind}.json" for kind in KINDS):
+                return str(blob.name)
+        return None
+
+
+class RunStore:
+    """Run records, summaries and leftover lists in the runs container."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        self._container = container
+        self.records = JsonBlobStore(container, BatchRun)
+
+    @staticmethod
+    def state_name(run_id: str) -> str:
+        return f"{run_id}/state.json"
+
+    def get(self, run_id: str) -> BatchRun | None:
+        record, _ = self.records.read(self.state_name(run_id))
+        return record
+
+    def create(self, run: BatchRun) -> bool:
+        """Store a new run; False when the run id exists already (a second start)."""
+        return self.records.create(self.state_name(run.run_id), run)
+
+    def change(self, run_id: str, change: Any) -> BatchRun | None:
+        return self.records.update(
+            self.state_name(run_id), lambda r: change(r) if r is not None else None
+        )
+
+    def runs(self) -> Iterator[BatchRun]:
+        """Every run's record (from the listing; one read each)."""
+        for blob in self._container.list_blobs():
+            if blob.name.endswith("/state.json"):
+                record, _ = self.records.read(blob.name)
+                if record is not None:
+                    yield record
+
+    def write_summary(self, run_id: str, summary: dict[str, Any]) -> str:
+        name = f"{run_id}/summary.json"
+        self._container.upload_blob(
+            name, json.dumps(summary, indent=2), overwrite=True, content_settings=_JSON
+        )
+        return name
+
+    def read_summary(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            data = self._container.download_blob(f"{run_id}/summary.json").readall()
+        except ResourceNotFoundError:
+            return None
+        loaded: dict[str, Any] = json.loads(data)
+        return loaded
+
+    def write_left(self, run_id: str, names: Iterable[str]) -> tuple[str, int, list[str]]:
+        """Stream `names` into `<run id>/left.txt`, one per line, in staged blocks.
+
+        Returns the blob's name, how many names it holds, and the first few (for the summary).
+        Only one block's names are in memory at a time.
+        """
+        name = f"{run_id}/left.txt"
+        blob = self._container.get_blob_client(name)
+        block_ids: list[BlobBlock] = []
+        first: list[str] = []
+        count = 0
+        chunk: list[str] = []
+
+        def stage() -> None:
+            block_id = base64.b64encode(f"{len(block_ids):08d}".encode()).decode()
+            blob.stage_block(block_id, ("\n".join(chunk) + "\n").encode("utf-8"))
+            block_ids.append(BlobBlock(block_id))
+            chunk.clear()
+
+        for left in names:
+            count += 1
+            if len(first) < 20:
+                first.append(left)
+            chunk.append(left)
+            if len(chunk) >= LEFT_NAMES_PER_BLOCK:
+                stage()
+        if chunk:
+            stage()
+        blob.commit_block_list(block_ids, content_settings=_TEXT)
+        return name, count, first
+
+
+@dataclass(frozen=True)
+class ContinueMessage:
+    run_id: str
+    reason: str
+
+    def encode(self) -> str:
+        return json.dumps({"run_id": self.run_id, "reason": self.reason})
+
+    @classmethod
+    def decode(cls, body: str) -> ContinueMessage:
+        """Parse a message body; ValueError says what is wrong with it."""
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"a batch message must be JSON, got {body[:80]!r}") from error
+        if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
+            raise ValueError(f'a batch message must be {{"run_id": ...}}, got {body[:80]!r}')
+        return cls(data["run_id"], str(data.get("reason", "")))
+
+
+class BatchQueue:
+    """Continuations of batch runs on the batch queue (`continue_batch` trigger)."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    def ensure_exists(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            self._queue.create_queue()
+
+    def schedule(self, run_id: str, *, delay_seconds: float, reason: str) -> None:
+        delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)
+        self._queue.send_message(ContinueMessage(run_id, reason).encode(), visibility_timeout=delay)
+        logger.info("batch %s continues in %d s: %s", run_id, delay, reason)
+
+    def take_visible(
+        self, *, limit: int = 16, lease_seconds: int = 60
+    ) -> list[tuple[ContinueMessage, Any]]:
+        """Messages due now, each hidden for `lease_seconds` until `done` (for callers that
+        play the queue trigger themselves: the operator's `batch run`, tests, benchmarks)."""
+        return [
+            (ContinueMessage.decode(message.content), message)
+            for message in self._queue.receive_messages(
+                max_messages=limit, visibility_timeout=lease_seconds
+            )
+        ]
+
+    def done(self, handle: Any) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self._queue.delete_message(handle)
