@@ -11,6 +11,7 @@ import logging
 
 import azure.functions as func
 
+from shared.batch.store import ContinueMessage
 from shared.composition import get_services
 from shared.documents.parking import ResumeMessage
 
@@ -75,6 +76,36 @@ def submit_job(req: func.HttpRequest) -> func.HttpResponse:
 def get_job(req: func.HttpRequest) -> func.HttpResponse:
     """The job's status and, once done, its result."""
     return get_services().jobs_api.status(req.route_params.get("job_id", ""))
+
+
+@app.function_name("start_batch")
+@app.route(route="batches", methods=[func.HttpMethod.POST])
+def start_batch(req: func.HttpRequest) -> func.HttpResponse:
+    """Start a batch run over a prefix of the batch container; 202 with the run's URL."""
+    return get_services().batches_api.start(req)
+
+
+@app.function_name("get_batch")
+@app.route(route="batches/{run_id}", methods=[func.HttpMethod.GET])
+def get_batch(req: func.HttpRequest) -> func.HttpResponse:
+    """A batch run's progress and, once it ended, its summary."""
+    return get_services().batches_api.status(req.route_params.get("run_id", ""))
+
+
+@app.function_name("continue_batch")
+@app.queue_trigger(arg_name="message", queue_name="%BATCH_QUEUE%", connection="DocumentStorage")
+def continue_batch(message: func.QueueMessage) -> None:
+    """One slice of a batch run (shorter than the function timeout); it queues the next."""
+    try:
+        continued = ContinueMessage.decode(message.get_body().decode("utf-8", errors="replace"))
+    except ValueError as bad:
+        logger.error("dropping a message that is not a batch continuation: %s", bad)
+        return
+    outcome = get_services().batches.continue_run(continued.run_id)
+    if outcome is None:
+        logger.error("batch run %s does not exist; dropping its message", continued.run_id)
+        return
+    logger.info("batch %s: %s (%s)", continued.run_id, outcome.run.status, outcome.note)
 
 
 @app.function_name("sweep_stalled_jobs")

@@ -108,6 +108,12 @@ param ledgerContainerName string = 'deployment-ledger'
 param jobsContainerName string = 'jobs'
 @description('Queue on which a job that found the deployment cold waits (with a visibility delay) to be resumed.')
 param jobResumeQueueName string = 'job-resumes'
+@description('Container batch runs read their documents from (a prefix per run); the blob trigger never sees it.')
+param batchContainerName string = 'batch-in'
+@description('Container of batch run records, summaries and lists of documents left at a deadline.')
+param batchRunsContainerName string = 'batch-runs'
+@description('Queue through which a batch run continues in its next invocation (continue_batch).')
+param batchQueueName string = 'batch-continuations'
 
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -162,11 +168,15 @@ module storage './app/storage.bicep' = {
       outputContainerName
       ledgerContainerName
       jobsContainerName
+      batchContainerName
+      batchRunsContainerName
       deploymentContainerName
     ]
     queueNames: [
       jobResumeQueueName
       '${jobResumeQueueName}-poison'
+      batchQueueName
+      '${batchQueueName}-poison'
       // The blob trigger's poison queue (after 5 failed deliveries); made up front so that
       // monitoring can watch it before the first failure.
       'webjobs-blobtrigger-poison'
@@ -272,6 +282,16 @@ var appSettings = {
   SWEEP_GRACE_SECONDS: '60'
   // host.json extensions.queues.maxDequeueCount
   RESUME_MAX_DEQUEUE_COUNT: '5'
+  BATCH_CONTAINER: batchContainerName
+  BATCH_RUNS_CONTAINER: batchRunsContainerName
+  BATCH_QUEUE: batchQueueName
+  BATCH_HOLD_SECONDS: '600'
+  // Well under host.json's functionTimeout (30 min): a run continues in a new invocation.
+  BATCH_SLICE_SECONDS: '600'
+  BATCH_PAGE_SIZE: '100'
+  BATCH_CONCURRENCY: '8'
+  BATCH_DOCUMENT_ATTEMPTS: '3'
+  RATE_LIMIT_MINUTE_SECONDS: '60'
 }
 
 module functions './app/functions.bicep' = {

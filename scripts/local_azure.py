@@ -58,6 +58,7 @@ class LocalAzure:
             # host resolves from app settings only: the app's defaults do not reach it.
             "INPUT_CONTAINER": "documents-in",
             "RESUME_QUEUE": "job-resumes",
+            "BATCH_QUEUE": "batch-continuations",
             "REAPER_SCHEDULE": "*/5 * * * * *",
             # Azure's timings (the settings' defaults) at the simulator's pace.
             "MANAGEMENT_POLL_SECONDS": scaled(15),
@@ -66,6 +67,9 @@ class LocalAzure:
             "PARK_MAX_SECONDS": scaled(300),
             "SWEEP_GRACE_SECONDS": scaled(60),
             "NOT_FOUND_RETRY_SECONDS": scaled(60),
+            "BATCH_HOLD_SECONDS": scaled(600),
+            # The simulator's rate-limit minute, so a batch paces to its windows.
+            "RATE_LIMIT_MINUTE_SECONDS": scaled(60),
         }
         settings.update(overrides)
         return settings

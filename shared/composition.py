@@ -28,7 +28,11 @@ from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from shared.api.batches import BatchesApi
 from shared.api.jobs import JobsApi
+from shared.batch.flows import BatchRunner, BatchStarter, BatchTimings
+from shared.batch.processing import BatchLimits, DocumentProcessor
+from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
@@ -83,6 +87,11 @@ class AppServices:
     submissions: JobSubmissions
     jobs_api: JobsApi
     instance: str
+    batches: BatchRunner
+    # The port the schedule reconciler starts batch windows' runs through.
+    batch_starter: BatchStarter
+    batch_queue: BatchQueue
+    batches_api: BatchesApi
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -114,21 +123,25 @@ for _chatty in ("httpx", "httpx2"):
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 
-def build_queue_client(settings: AppSettings, credential: TokenCredential) -> QueueClient:
-    """The resume queue; messages base64-encoded, as the Functions queue trigger expects."""
+def build_queue_client(
+    settings: AppSettings, credential: TokenCredential, queue_name: str | None = None
+) -> QueueClient:
+    """A queue (the resume queue unless named); messages base64-encoded, as the Functions
+    queue trigger expects."""
+    name = queue_name or settings.resume_queue
     encode = TextBase64EncodePolicy()
     decode = TextBase64DecodePolicy()
     if settings.storage_connection_string is not None:
         return QueueClient.from_connection_string(
             settings.storage_connection_string.get_secret_value(),
-            settings.resume_queue,
+            name,
             message_encode_policy=encode,
             message_decode_policy=decode,
         )
     assert settings.storage_queue_service_uri is not None  # guaranteed by the settings validator
     return QueueClient(
         settings.storage_queue_service_uri,
-        settings.resume_queue,
+        name,
         credential=credential,
         message_encode_policy=encode,
         message_decode_policy=decode,
@@ -198,6 +211,8 @@ def build_services(
         settings.output_container,
         settings.ledger_container,
         settings.jobs_container,
+        settings.batch_container,
+        settings.batch_runs_container,
     ):
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
@@ -276,6 +291,8 @@ def build_services(
     resumes = ResumeQueue(build_queue_client(settings, credential))
     resumes.ensure_exists()
     output = blob_service.get_container_client(settings.output_container)
+    outcomes = OutcomeStore(output, blob_service)
+    counter = make_token_counter(settings.tiktoken_encoding)
     limits = EngineLimits(
         job_hold_seconds=settings.job_hold_seconds,
         ready_timeout_seconds=settings.provision_timeout_seconds,
@@ -291,10 +308,10 @@ def build_services(
         catalog=catalog,
         hosted=hosted,
         jobs=jobs,
-        outcomes=OutcomeStore(output, blob_service),
+        outcomes=outcomes,
         resumes=resumes,
         default_profile=settings.default_profile,
-        counter=make_token_counter(settings.tiktoken_encoding),
+        counter=counter,
         limits=limits,
         clock=clock,
         instance=instance,
@@ -323,6 +340,43 @@ def build_services(
         grace=timedelta(seconds=settings.sweep_grace_seconds),
         clock=clock,
     )
+    batch_queue = BatchQueue(build_queue_client(settings, credential, settings.batch_queue))
+    batch_queue.ensure_exists()
+    listing = InputListing(
+        blob_service.get_container_client(settings.batch_container), settings.batch_page_size
+    )
+    batches = BatchRunner(
+        catalog=catalog,
+        hosted=hosted,
+        runs=RunStore(blob_service.get_container_client(settings.batch_runs_container)),
+        listing=listing,
+        processor=DocumentProcessor(
+            listing=listing,
+            index=OutcomeIndex(output),
+            outcomes=outcomes,
+            counter=counter,
+            limits=BatchLimits(
+                max_document_bytes=settings.max_document_bytes,
+                max_chunks=settings.max_chunks,
+                document_attempts=settings.batch_document_attempts,
+            ),
+            clock=clock,
+        ),
+        queue=batch_queue,
+        counter=counter,
+        timings=BatchTimings(
+            hold_seconds=settings.batch_hold_seconds,
+            slice_seconds=settings.batch_slice_seconds,
+            page_size=settings.batch_page_size,
+            concurrency=settings.batch_concurrency,
+            minute_seconds=settings.rate_limit_minute_seconds,
+            not_found_retry_seconds=settings.not_found_retry_seconds,
+            retry_seconds=settings.management_poll_seconds,
+        ),
+        default_profile=settings.default_profile,
+        clock=clock,
+        instance=instance,
+    )
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -338,6 +392,10 @@ def build_services(
         submissions=submissions,
         jobs_api=jobs_api,
         instance=instance,
+        batches=batches,
+        batch_starter=BatchStarter(batches),
+        batch_queue=batch_queue,
+        batches_api=BatchesApi(batches),
     )
 
 

@@ -69,6 +69,11 @@ class AppSettings(BaseSettings):
     output_container: str = Field("documents-out", alias="OUTPUT_CONTAINER")
     ledger_container: str = Field("deployment-ledger", alias="LEDGER_CONTAINER")
     jobs_container: str = Field("jobs", alias="JOBS_CONTAINER")
+    # Batch inputs live in their own container, so the blob trigger (INPUT_CONTAINER) never
+    # processes them as ad-hoc documents; a run names a prefix inside it.
+    batch_container: str = Field("batch-in", alias="BATCH_CONTAINER")
+    batch_runs_container: str = Field("batch-runs", alias="BATCH_RUNS_CONTAINER")
+    batch_queue: str = Field("batch-continuations", alias="BATCH_QUEUE")
 
     # --- Timings (seconds) ------------------------------------------------------------------
     idle_grace_seconds: float = Field(300, ge=0, alias="IDLE_GRACE_SECONDS")
@@ -95,6 +100,16 @@ class AppSettings(BaseSettings):
     inference_max_seconds: float = Field(300, gt=0, alias="INFERENCE_MAX_SECONDS")
     inference_timeout_seconds: float = Field(120, gt=0, alias="INFERENCE_TIMEOUT_SECONDS")
     throttle_park_seconds: float = Field(10, ge=0, alias="THROTTLE_PARK_SECONDS")
+
+    # --- Batches ----------------------------------------------------------------------------
+    batch_hold_seconds: float = Field(600, gt=0, alias="BATCH_HOLD_SECONDS")
+    # One invocation's share of a batch; keep it well under host.json's functionTimeout.
+    batch_slice_seconds: float = Field(600, gt=0, alias="BATCH_SLICE_SECONDS")
+    batch_page_size: int = Field(100, ge=1, le=5000, alias="BATCH_PAGE_SIZE")
+    batch_concurrency: int = Field(8, ge=1, le=64, alias="BATCH_CONCURRENCY")
+    batch_document_attempts: int = Field(3, ge=1, alias="BATCH_DOCUMENT_ATTEMPTS")
+    # Azure's rate-limit minute in seconds: 60, except against the faster local simulator.
+    rate_limit_minute_seconds: float = Field(60, gt=0, alias="RATE_LIMIT_MINUTE_SECONDS")
 
     # --- Documents --------------------------------------------------------------------------
     processing_profiles: str | None = Field(None, alias="PROCESSING_PROFILES")

@@ -39,9 +39,9 @@ class JobsApi:
             payload: dict[str, Any] = {"error": invalid.message}
             if invalid.job_id is not None:
                 payload["job_id"] = invalid.job_id
-            return _json_response(payload, invalid.status)
-        location = _status_url(req.url, submitted.job_id)
-        return _json_response(
+            return json_response(payload, invalid.status)
+        location = status_url(req.url, submitted.job_id)
+        return json_response(
             {
                 "job_id": submitted.job_id,
                 "status": "queued",
@@ -133,17 +133,17 @@ class JobsApi:
         try:
             view = self._submissions.view(job_id)
         except SubmissionInvalid as invalid:
-            return _json_response({"error": invalid.message}, invalid.status)
+            return json_response({"error": invalid.message}, invalid.status)
         final = view["status"] in ("succeeded", "failed")
-        return _json_response(view, 200, headers={} if final else {"Retry-After": "5"})
+        return json_response(view, 200, headers={} if final else {"Retry-After": "5"})
 
 
-def _status_url(request_url: str, job_id: str) -> str:
+def status_url(request_url: str, job_id: str) -> str:
     base = request_url.split("?", 1)[0].rstrip("/")
     return f"{base}/{job_id}"
 
 
-def _json_response(
+def json_response(
     payload: dict[str, Any], status: int, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
     return func.HttpResponse(

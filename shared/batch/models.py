@@ -10,10 +10,10 @@ counters say what was done, so it stays small for any number of documents.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 RunStatus = Literal[
     "pending", "waiting_for_deployment", "running", "succeeded", "deadline_reached", "failed"
@@ -255,3 +255,23 @@ def run_view(run: BatchRun) -> dict[str, Any]:
 
 # How many of the names left at the deadline the summary shows (all are in the list blob).
 MAX_SAMPLE = 20
+
+
+_DURATION = TypeAdapter(timedelta)
+
+
+def parse_deadline(text: str, *, now: datetime) -> datetime:
+    """A deadline: an ISO 8601 date-time (UTC unless it names a zone), or a duration from now
+    (ISO 8601 such as `PT2H`, or seconds)."""
+    cleaned = text.strip()
+    try:
+        moment = datetime.fromisoformat(cleaned)
+    except ValueError:
+        try:
+            span = _DURATION.validate_python(cleaned)
+        except ValidationError:
+            raise RunInvalid(
+                f"deadline {text!r} is neither an ISO 8601 date-time nor a duration (PT2H, 3600)"
+            ) from None
+        return now + span
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -32,6 +32,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from shared.batch.models import BatchRun
 from shared.console.status import ModelStatus
 from shared.documents.jobs import JobRecord
 from shared.hosting.holds import Hold, OperationLease
@@ -282,3 +283,71 @@ def job_line(view: dict[str, Any]) -> str:
 
 def _json_text(data: Any) -> Text:
     return Text(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def batch_line(run: BatchRun) -> str:
+    """A run's progress in one line: what is done, what it waits for."""
+    counters = run.counters
+    line = (
+        f"batch {run.run_id} on {run.model}: {run.status}; {counters.succeeded} succeeded, "
+        f"{counters.failed} failed, {counters.skipped} skipped of {counters.listed} listed; "
+        f"{counters.requests} requests, {counters.throttled} answered 429"
+    )
+    if run.waiting_reason:
+        line += f" (waiting: {run.waiting_reason})"
+    if run.left_count:
+        line += f"; {run.left_count} left at the deadline ({run.left_blob})"
+    return line
+
+
+def batches_table(runs: Iterable[BatchRun], now: datetime) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in ("run", "model", "status", "input", "done", "failed", "skipped", "left"):
+        table.add_column(header, overflow="fold")
+    table.add_column("started", overflow="fold")
+    table.add_column("note", overflow="fold", max_width=48)
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.model,
+            run.status,
+            f"{run.input_container}/{run.input_prefix}",
+            str(run.counters.succeeded),
+            str(run.counters.failed),
+            str(run.counters.skipped),
+            str(run.left_count) if run.left_count is not None else "-",
+            moment(run.created, now),
+            run.waiting_reason or run.error or "-",
+        )
+    return table
+
+
+def batch_detail(view: dict[str, Any]) -> Group:
+    """One run for people: its fields, then its summary once it ended."""
+    fields = Table.grid(padding=(0, 2))
+    for name in (
+        "run_id",
+        "model",
+        "status",
+        "input_prefix",
+        "output_prefix",
+        "deadline",
+        "created",
+        "finished",
+        "waiting_reason",
+        "error",
+        "left_count",
+        "left_blob",
+        "summary_blob",
+    ):
+        if view.get(name) not in (None, ""):
+            fields.add_row(Text(name.replace("_", " "), style="bold"), str(view[name]))
+    counts = ", ".join(f"{k} {v}" for k, v in view.get("counters", {}).items())
+    fields.add_row(Text("counters", style="bold"), counts)
+    parts: list[Any] = [fields]
+    if view.get("summary") is not None:
+        parts += [Text("summary:", style="bold"), _json_text(view["summary"])]
+    return Group(*parts)

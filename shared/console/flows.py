@@ -8,6 +8,7 @@ so `app.py` can draw it.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
@@ -28,6 +29,8 @@ from shared.hosting.holds import Hold, KnownState, LedgerRecord
 if TYPE_CHECKING:
     # Types only: importing these pulls in every SDK (openai alone takes half a second),
     # which `app` imports only once a command needs the services.
+    from shared.batch.flows import BatchRunner
+    from shared.batch.models import BatchRun
     from shared.documents.job_store import JobStore
     from shared.documents.submissions import JobSubmissions
     from shared.hosting.deployments import AzureDeployments
@@ -236,3 +239,47 @@ def recent_jobs(
         if status is None or record.status == status
     )
     return list(islice(matching, limit))
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def drive_batch(
+    runner: BatchRunner,
+    run_id: str,
+    *,
+    on_change: Callable[[BatchRun], None],
+    poll_seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchRun:
+    """Run the batch's slices in this process until it ends, as the queue trigger would.
+
+    A watcher thread reads the run record every `poll_seconds` and reports each change, since
+    one slice may work for many minutes. Another instance holding the run (the function app,
+    or a crashed `batch run` whose claim has not lapsed yet) is waited for, then taken over.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        seen: BatchRun | None = None
+        while not stop.wait(poll_seconds):
+            with contextlib.suppress(Exception):  # a display poll; the slices do the work
+                current = runner.runs.get(run_id)
+                if current is not None and current != seen:
+                    seen = current
+                    on_change(current)
+
+    watcher = threading.Thread(target=watch, name=f"watch-{run_id}", daemon=True)
+    watcher.start()
+    try:
+        while True:
+            outcome = runner.continue_run(run_id, schedule_next=False)
+            if outcome is None:
+                raise LookupError(f"no batch run {run_id!r}")
+            on_change(outcome.run)
+            if outcome.continue_in is None and outcome.run.final:
+                return outcome.run
+            sleep(outcome.continue_in or 0.0)
+    finally:
+        stop.set()
+        watcher.join(timeout=poll_seconds + 5)
