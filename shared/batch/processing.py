@@ -167,7 +167,11 @@ class DocumentProcessor:
 
     def process(self, document: WaitingDocument, context: DocumentContext) -> DocumentOutcome:
         output_name = self.output_name(context, document.name)
-        if self._index.existing(output_name, document.version) is not None:
+        existing = self._index.existing(output_name, document.version)
+        if existing is not None:
+            if not self._index.published(output_name, document.version):
+                kind: OutcomeKind = "error" if existing.endswith(".error.json") else "result"
+                self._write(document, output_name, kind, self._index.read(existing))
             return "skipped"
         data = self._listing.read(document.name)
         if data is None:

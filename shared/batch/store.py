@@ -115,6 +115,24 @@ class OutcomeIndex:
                 return str(blob.name)
         return None
 
+    def published(self, output_name: str, version: str) -> bool:
+        """Whether the document's current name holds this version's outcome (one listing).
+
+        A worker that died between writing its version's blob and publishing it under the
+        current name leaves only the former; the run that skips the document publishes it.
+        """
+        current = {f"{output_name}.{kind}.json" for kind in KINDS}
+        for blob in self._output.list_blobs(
+            name_starts_with=f"{output_name}.", include=["metadata"]
+        ):
+            if blob.name in current and (blob.metadata or {}).get("job_id") == version:
+                return True
+        return False
+
+    def read(self, name: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self._output.download_blob(name).readall())
+        return loaded
+
 
 class RunStore:
     """Run records, summaries and leftover lists in the runs container."""

@@ -29,6 +29,12 @@ FAST_APP_SETTINGS: dict[str, Any] = {
     # The simulator provisions in half a real second: parked jobs look again that soon.
     "EXPECTED_PROVISION_SECONDS": 0.5,
     "PARK_MAX_SECONDS": 1,
+    # Batch runs: claims and holds in seconds, and the simulator's rate-limit minute (60
+    # simulated seconds at its time scale of 600).
+    "BATCH_HOLD_SECONDS": 3,
+    "RATE_LIMIT_MINUTE_SECONDS": 0.1,
+    "BATCH_CONCURRENCY": 4,
+    "BATCH_PAGE_SIZE": 25,
 }
 
 ServicesFactory = Callable[..., AppServices]
@@ -55,6 +61,9 @@ def local_app_settings(
         "LEDGER_CONTAINER": f"ledger-{suffix}",
         "JOBS_CONTAINER": f"jobs-{suffix}",
         "RESUME_QUEUE": f"resumes-{suffix}",
+        "BATCH_CONTAINER": f"batch-{suffix}",
+        "BATCH_RUNS_CONTAINER": f"runs-{suffix}",
+        "BATCH_QUEUE": f"batches-{suffix}",
         **FAST_APP_SETTINGS,
         **overrides,
     }

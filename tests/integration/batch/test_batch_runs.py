@@ -1,0 +1,174 @@
+"""Batch runs end to end: the real SDKs against Azurite and the simulator's rate limits.
+
+Several hundred documents, a batch process killed mid-run and resumed, then, while the run
+goes on, a 429 storm (the deployment's capacity halved behind the client's back), a 5xx
+streak and the deployment vanishing: every document ends in exactly one outcome. A deadline
+leaves the rest listed and in place; a second start of the same run id starts nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shared.composition import AppServices
+from simulator.process import RunningSimulator
+from tests.integration.batch.helpers import (
+    BATCH_PROFILES,
+    drive_batches,
+    outcomes_by_input,
+    summary,
+    upload_documents,
+    version_outcomes,
+)
+from tests.integration.conftest import ServicesFactory
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCUMENTS = 300
+# The simulator at 120x: a provisioning takes 3 real seconds and a rate-limit minute half a
+# second. Capacity 2 then allows 24 requests a real second: the batch's own pace, so the
+# budgets bind.
+TIME_SCALE = 120
+CAPACITY = 2
+
+
+BATCH_SETTINGS = {
+    "PROCESSING_PROFILES": BATCH_PROFILES,
+    "DEPLOYMENT_CAPACITY": str(CAPACITY),
+    "RATE_LIMIT_MINUTE_SECONDS": str(60 / TIME_SCALE),
+}
+
+
+def batch_services(make_services: ServicesFactory, sim: RunningSimulator) -> AppServices:
+    sim.admin.configure(time_scale=TIME_SCALE)
+    return make_services(**BATCH_SETTINGS)
+
+
+def count_outcomes(services: AppServices, prefix: str) -> int:
+    return sum(len(kinds) for kinds in outcomes_by_input(services, prefix).values())
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def test_a_killed_batch_resumes_through_faults_with_one_outcome_per_document(
+    make_services: ServicesFactory,
+    app_settings: dict[str, str],
+    sim: RunningSimulator,
+    tmp_path: Path,
+) -> None:
+    services = batch_services(make_services, sim)
+    settings = services.settings
+    batch_in = services.blob_service.get_container_client(settings.batch_container)
+    names = upload_documents(batch_in, "in/", DOCUMENTS)
+    run_id = "nightly-1"
+
+    # 1. `hosting batch run` in its own process, killed once it has done some of the work.
+    settings_file = tmp_path / "settings.json"
+    settings_file.write_text(json.dumps({"Values": {**app_settings, **BATCH_SETTINGS}}))
+    command = [sys.executable, "-m", "shared.console", "--settings", str(settings_file)]
+    command += ["batch", "run", "default", "--run-id", run_id]
+    command += ["--input-prefix", "in/", "--output-prefix", "out/"]
+    doomed = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: count_outcomes(services, "out/") >= 60, 60, "60 outcomes")
+    finally:
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=10)
+    killed_at = count_outcomes(services, "out/")
+    assert killed_at < DOCUMENTS, "killed mid-run"
+
+    # 2. Resumed here: the dead process's claim lapses, then the queue carries the run on.
+    first = services.batches.continue_run(run_id)
+    assert first is not None and first.continue_in is not None, "the dead worker's claim holds"
+    errors: list[BaseException] = []
+    finished = threading.Event()
+
+    def resume() -> None:
+        try:
+            drive_batches(services, run_id, timeout=150)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            finished.set()
+
+    driver = threading.Thread(target=resume, name="batch-driver")
+    driver.start()
+    deployment = settings.deployment_name
+    # 3. Faults while it runs: a 429 storm, a 5xx streak, the deployment vanishing.
+    wait_for(lambda: count_outcomes(services, "out/") >= killed_at + 30, 60, "progress")
+    sim.admin.set_capacity(deployment, 1)
+    time.sleep(1.5)
+    sim.admin.set_capacity(deployment, CAPACITY)
+    sim.admin.inject_errors("data", 503, 1.0, count=15)
+    wait_for(lambda: count_outcomes(services, "out/") >= killed_at + 90, 60, "progress")
+    sim.admin.vanish(deployment)
+    driver.join(timeout=170)
+    assert finished.is_set() and not errors, errors
+
+    run = services.batches.runs.get(run_id)
+    assert run is not None and run.status == "succeeded", run
+    outcomes = outcomes_by_input(services, "out/")
+    assert sorted(outcomes) == sorted(f"out/{n.removeprefix('in/')}" for n in names)
+    assert all(len(kinds) == 1 for kinds in outcomes.values()), "one current outcome each"
+    versions = version_outcomes(services, "out/")
+    assert len(versions) == DOCUMENTS and set(versions.values()) == {1}, "one version outcome"
+    assert all(kinds == [".result.json"] for kinds in outcomes.values()), "none failed"
+    report = summary(services, run_id)
+    documents = report["documents"]
+    assert documents["listed"] == DOCUMENTS
+    assert documents["succeeded"] + documents["failed"] + documents["skipped_already_done"] == (
+        DOCUMENTS
+    )
+    assert documents["skipped_already_done"] > 0, "the killed run's finished documents"
+    assert report["requests"]["throttled_429"] > 0, "the storm was met"
+    assert sim.admin.faults()["errors"]["data"]["remaining"] == 0, "the 5xx streak was met"
+    assert report["billed_hosting_seconds"] > 0 and report["slices"] >= 3
+    ledger = services.model().ledger
+    record = ledger.read()
+    assert record.provision_count >= 2, "provisioned again after it vanished"
+    assert not [h for h in record.live_holds(ledger.now()) if h.kind == "batch"]
+
+
+def test_the_deadline_lists_what_is_left_and_leaves_it_in_place(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = batch_services(make_services, sim)
+    batch_in = services.blob_service.get_container_client(services.settings.batch_container)
+    names = upload_documents(batch_in, "late/", 120)
+    # Capacity 2 at 120x: about 24 documents a second, so 120 need five; the deadline comes
+    # after the 3 s provisioning and about a second of work.
+    deadline = datetime.now(UTC) + timedelta(seconds=4.5)
+    run = services.batch_starter.start("default", "late-1", "late/", "late-out/", deadline)
+    again = services.batch_starter.start("default", "late-1", "late/", "late-out/", deadline)
+    assert again.created == run.created, "the same run id is started once"
+    ended = drive_batches(services, run.run_id, timeout=60)
+    assert ended.status == "deadline_reached"
+    report = summary(services, run.run_id)
+    done = set(outcomes_by_input(services, "late-out/"))
+    left_blob = services.blob_service.get_container_client(
+        services.settings.batch_runs_container
+    ).download_blob(report["left"]["list_blob"])
+    left = left_blob.readall().decode().split()
+    assert 0 < len(left) < len(names) and report["left"]["count"] == len(left)
+    assert report["documents"]["left_at_deadline"] == len(left)
+    # Every document is either done or listed as left, never both, never neither.
+    done_inputs = {f"late/{name.removeprefix('late-out/')}" for name in done}
+    assert done_inputs.isdisjoint(left) and done_inputs | set(left) == set(names)
+    # Left in place for the next window.
+    still_there = {b.name for b in batch_in.list_blobs(name_starts_with="late/")}
+    assert still_there == set(names)
+    assert report["documents"]["succeeded"] == len(done)
