@@ -268,7 +268,9 @@ def parse_deadline(text: str, *, now: datetime) -> datetime:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
         try:
-            span = _DURATION.validate_python(cleaned)
+            # Plain seconds come as text; pydantic reads a number as seconds, text as ISO 8601.
+            seconds = cleaned.replace(".", "", 1).isdigit()
+            span = _DURATION.validate_python(float(cleaned) if seconds else cleaned)
         except ValidationError:
             raise RunInvalid(
                 f"deadline {text!r} is neither an ISO 8601 date-time nor a duration (PT2H, 3600)"
