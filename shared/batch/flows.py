@@ -108,6 +108,9 @@ class SliceOutcome:
     run: BatchRun
     continue_in: float | None
     note: str
+    # How long the batch hold must last after the slice (the wait plus the work after it);
+    # placed once the slice's renewals have stopped, so a late renewal cannot cut it short.
+    hold_seconds: float | None = None
 
 
 class RunKeeper(PeriodicRenewal):
@@ -129,9 +132,11 @@ class RunKeeper(PeriodicRenewal):
         if self.stopped:
             return
         now = self._runner.clock()
-        self._runner.runs.change(
+        extended = self._runner.runs.change(
             self._run_id, lambda r: extend_claim(r, worker=self._worker, now=now, ttl=self._ttl)
         )
+        if extended is None:
+            return  # the run ended or another worker took it: its hold is not ours to keep
         if not self._hosted.ledger.renew_hold(self._hold_id, self._ttl) and not self.stopped:
             logger.warning("batch hold %s had lapsed; placing it again", self._hold_id)
             self._hosted.ledger.place_hold(self._hold_id, "batch", self._worker, self._ttl)
@@ -272,6 +277,14 @@ class BatchRunner:
             except BaseException:
                 self.runs.change(run_id, lambda r: release_claim(r, worker=worker))
                 raise
+            # After the keeper stopped: a renewal still under way could otherwise put back a
+            # released hold, or shorten the longer hold of a wait.
+            if outcome.run.final:
+                self._release(outcome.run, hosted, worker)
+            elif outcome.hold_seconds is not None:
+                hosted.ledger.place_hold(
+                    claimed.hold_id, "batch", worker, timedelta(seconds=outcome.hold_seconds)
+                )
             if outcome.continue_in is not None and schedule_next:
                 self._queue.schedule(run_id, delay_seconds=outcome.continue_in, reason=outcome.note)
             return outcome
@@ -311,11 +324,6 @@ class BatchRunner:
     ) -> SliceOutcome:
         now = self.clock()
         delay = continuation_delay(seconds, run, now)
-        # The hold covers the wait and the work after it, so the deployment being made ready
-        # for the batch is not torn down before the batch comes back for it.
-        hosted.ledger.place_hold(
-            run.hold_id, "batch", worker, timedelta(seconds=delay + self.timings.hold_seconds)
-        )
         waiting = self.runs.change(
             run.run_id,
             lambda r: release_claim(
@@ -323,7 +331,11 @@ class BatchRunner:
             ),
         )
         logger.info("batch %s waits %.1f s: %s", run.run_id, delay, reason)
-        return SliceOutcome(waiting or run, delay, reason)
+        # The hold covers the wait and the work after it, so the deployment being made ready
+        # for the batch is not torn down before the batch comes back for it.
+        return SliceOutcome(
+            waiting or run, delay, reason, hold_seconds=delay + self.timings.hold_seconds
+        )
 
     def _process(
         self, run: BatchRun, hosted: HostedDeployment, worker: str, ready: LedgerRecord
@@ -504,15 +516,17 @@ class BatchRunner:
             )
             or ended
         )
+        return SliceOutcome(ended, None, status)
+
+    def _release(self, run: BatchRun, hosted: HostedDeployment, worker: str) -> None:
         released = hosted.ledger.release_hold(run.hold_id)
         try:
             teardown = hosted.provisioner.teardown_if_idle(
                 worker, idle_grace=hosted.idle_grace, known=released
             )
-            logger.info("batch %s ended %s; teardown: %s", run.run_id, status, teardown.reason)
+            logger.info("batch %s ended %s; teardown: %s", run.run_id, run.status, teardown.reason)
         except Exception:  # the reaper finishes what the fast path could not
             logger.exception("teardown after batch %s failed; the reaper will retry", run.run_id)
-        return SliceOutcome(ended, None, status)
 
     # --- helpers --------------------------------------------------------------------------
 
