@@ -7,7 +7,11 @@ Run with `make bench` (all) or `python -m bench warm|burst|post|all`:
   host: function execution per document, upload-to-result times, deployments and management
   calls, and the per-document strategy beside it (bench/burst.py);
 - `post`: `POST /api/jobs` p95 during a burst of submissions, cold against warm
-  (bench/post.py).
+  (bench/post.py);
+- `batch-throughput`: a batch run's tokens per minute against its deployment's token limit,
+  and its share of 429 answers (bench/batch.py);
+- `batch-memory`: a batch run's peak memory over 100,000 waiting documents against 1,000
+  (bench/batch.py; not part of `all`: uploading 100,000 blobs takes minutes).
 
 Each run starts its own Azurite and simulator, prints the figures as JSON and writes them to
 bench/results/. Figures come from one run on a shared, noisy machine: compare ratios and
@@ -24,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.batch import bench_batch_memory, bench_batch_throughput
 from bench.burst import bench_burst
 from bench.common import DEFAULT_TIME_SCALE
 from bench.post import bench_post
@@ -39,7 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(__doc__ or "").split("\n\n", 1)[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("which", choices=["warm", "burst", "post", "all"], nargs="?", default="all")
+    parser.add_argument(
+        "which",
+        choices=["warm", "burst", "post", "batch-throughput", "batch-memory", "all"],
+        nargs="?",
+        default="all",
+    )
     parser.add_argument("--warm-documents", type=int, default=50)
     parser.add_argument(
         "--warm-capacity",
@@ -56,6 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--post-submissions", type=int, default=200)
     parser.add_argument("--post-clients", type=int, default=40)
+    parser.add_argument("--batch-documents", type=int, default=120)
+    parser.add_argument("--memory-small", type=int, default=1_000)
+    parser.add_argument("--memory-large", type=int, default=100_000)
+    parser.add_argument(
+        "--memory-deadline",
+        type=float,
+        default=60.0,
+        help="real seconds the 100,000-document run works before its deadline",
+    )
     parser.add_argument(
         "--time-scale",
         type=float,
@@ -84,6 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.which in ("post", "all"):
             results["post_during_burst"] = bench_post(
                 azure, args.post_submissions, args.post_clients, progress
+            )
+        if args.which in ("batch-throughput", "all"):
+            results["batch_throughput"] = bench_batch_throughput(
+                azure, args.batch_documents, progress
+            )
+        if args.which == "batch-memory":
+            results["batch_memory"] = bench_batch_memory(
+                azure, args.memory_small, args.memory_large, args.memory_deadline, progress
             )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"

@@ -6,8 +6,9 @@ its estimated prompt tokens plus its `max_tokens`. `RatePacer` keeps the same tw
 the client with pyrate-limiter's sliding-window buckets, so a batch sends what fits and waits
 for the rest instead of collecting 429s.
 
-The adaptive part is ours (`ThrottleState`, pure): the client's estimate can differ from
-Azure's, and an ad-hoc document or another instance may spend the same budget. A 429 cuts the
+The adaptive part is ours (`ThrottleState`, `PromptCalibration`, pure): the client's prompt
+estimate is conservative, so it is scaled by what Azure reports it counted; and an ad-hoc
+document or another instance may spend the same budget. A 429 cuts the
 share of the budget the batch uses (each request is charged `cost / share`) and pauses every
 sender until the Retry-After has passed; each quiet stretch without a 429 gives a part of the
 share back, so a batch runs near the limit without a 429 storm and recovers once the other
@@ -74,7 +75,7 @@ class ThrottleState:
 class Adaptation:
     """How hard a 429 cuts the share and how fast quiet time gives it back."""
 
-    cut: float = 0.75  # the share is multiplied by this on a 429
+    cut: float = 0.85  # the share is multiplied by this on a 429
     floor: float = 0.25  # never below this share of the budget
     step: float = 0.05  # given back after each quiet stretch
     # Seconds without a 429 before a step is given back, as a fraction of the token window.
@@ -116,6 +117,31 @@ def charge(cost: int, share: float, limit: int) -> int:
     return max(1, min(limit, math.ceil(cost / max(share, 1e-6))))
 
 
+@dataclass(frozen=True)
+class PromptCalibration:
+    """How Azure's prompt count compares with the client's estimate, learnt from answers.
+
+    The client's estimate is conservative on purpose (chunking must never underestimate),
+    which would leave part of the budget unused if charged as is. Each answer reports the
+    prompt tokens Azure counted; the ratio to the estimate, smoothed, scales later charges.
+    Bounded, so one odd answer cannot make the pacer reckless.
+    """
+
+    factor: float = 1.0
+    weight: float = 0.2  # of each new observation in the running factor
+    lowest: float = 0.5
+    highest: float = 1.5
+
+    def observed(self, *, estimated: int, counted: int) -> PromptCalibration:
+        if estimated <= 0 or counted <= 0:
+            return self
+        ratio = min(self.highest, max(self.lowest, counted / estimated))
+        return replace(self, factor=(1 - self.weight) * self.factor + self.weight * ratio)
+
+    def prompt_cost(self, estimated: int) -> int:
+        return math.ceil(estimated * self.factor)
+
+
 class PacingDeadline(Exception):
     """The request could not be admitted before the caller's deadline."""
 
@@ -137,6 +163,7 @@ class RatePacer:
         budget: Budget,
         *,
         adaptation: Adaptation | None = None,
+        window_allowance: float = 0.02,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -144,10 +171,17 @@ class RatePacer:
         self._adaptation = adaptation or Adaptation()
         self._monotonic = monotonic
         self._sleep = sleep
-        self._tokens = InMemoryBucket([Rate(budget.tokens, _ms(budget.token_window))])
-        self._requests = InMemoryBucket([Rate(budget.requests, _ms(budget.request_window))])
+        # Azure counts a request when it arrives, a little after the client admitted it, and
+        # those delays vary: a window freed on the client may not be free yet at Azure. The
+        # client's windows are a little longer than Azure's to absorb that.
+        stretch = 1 + window_allowance
+        self._tokens = InMemoryBucket([Rate(budget.tokens, _ms(budget.token_window * stretch))])
+        self._requests = InMemoryBucket(
+            [Rate(budget.requests, _ms(budget.request_window * stretch))]
+        )
         self._lock = threading.Lock()
         self.state = ThrottleState()
+        self.calibration = PromptCalibration()
         self.waited_seconds = 0.0
 
     def acquire(self, cost: int, *, deadline: float | None = None) -> None:
@@ -195,8 +229,15 @@ class RatePacer:
                 adaptation=self._adaptation,
             )
 
-    def answered(self) -> None:
+    def request_cost(self, prompt_estimate: int, max_tokens: int) -> int:
+        """What Azure will charge a request: its prompt as Azure counts it, plus max_tokens."""
+        return self.calibration.prompt_cost(prompt_estimate) + max_tokens
+
+    def answered(self, *, prompt_estimate: int = 0, prompt_counted: int = 0) -> None:
         with self._lock:
+            self.calibration = self.calibration.observed(
+                estimated=prompt_estimate, counted=prompt_counted
+            )
             self.state = on_answered(
                 self.state,
                 now=self._monotonic(),

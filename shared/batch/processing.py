@@ -92,8 +92,9 @@ class PacedChat:
         deadline: float | None = None,
         longest_sleep: float | None = None,
     ) -> ChatResult:
-        cost = self._counter.count_messages(request.messages) + request.max_tokens
+        estimate = self._counter.count_messages(request.messages)
         while True:
+            cost = self._pacer.request_cost(estimate, request.max_tokens)
             try:
                 self._pacer.acquire(cost, deadline=deadline)
             except PacingDeadline as late:
@@ -106,7 +107,7 @@ class PacedChat:
                 self._tally.throttle()
                 self._pacer.throttled(throttled.retry_after)
                 continue
-            self._pacer.answered()
+            self._pacer.answered(prompt_estimate=estimate, prompt_counted=result.prompt_tokens)
             self._tally.answered(result, request.max_tokens)
             return result
 

@@ -10,6 +10,7 @@ import pytest
 from shared.batch.pacing import (
     Adaptation,
     PacingDeadline,
+    PromptCalibration,
     RatePacer,
     ThrottleState,
     budget_for,
@@ -34,9 +35,14 @@ class VirtualClock:
         self.now += seconds
 
 
-def pacer(capacity: int, clock: VirtualClock, minute: float = 60.0) -> RatePacer:
+def pacer(
+    capacity: int, clock: VirtualClock, minute: float = 60.0, allowance: float = 0.0
+) -> RatePacer:
     return RatePacer(
-        budget_for(capacity, minute_seconds=minute), monotonic=clock, sleep=clock.sleep
+        budget_for(capacity, minute_seconds=minute),
+        window_allowance=allowance,
+        monotonic=clock,
+        sleep=clock.sleep,
     )
 
 
@@ -142,3 +148,32 @@ def test_the_pacer_slows_after_a_429_and_recovers() -> None:
         paced.answered()
     assert paced.state.share > share_after_storm
     assert math.isclose(paced.state.share, 1.0)
+
+
+def test_the_prompt_estimate_is_scaled_to_what_azure_counts() -> None:
+    calibration = PromptCalibration()
+    assert calibration.prompt_cost(1000) == 1000
+    for _ in range(30):  # Azure keeps counting 800 where the client estimated 1,000
+        calibration = calibration.observed(estimated=1000, counted=800)
+    assert calibration.prompt_cost(1000) == pytest.approx(800, abs=2)
+    # One absurd answer moves it only within bounds.
+    odd = calibration.observed(estimated=1000, counted=100_000)
+    assert odd.factor == pytest.approx(0.8 * calibration.factor + 0.2 * 1.5)
+    assert calibration.observed(estimated=0, counted=10) == calibration
+
+
+def test_the_pacer_charges_the_calibrated_prompt_plus_max_tokens() -> None:
+    clock = VirtualClock()
+    paced = pacer(1, clock)
+    assert paced.request_cost(500, 200) == 700
+    for _ in range(30):
+        paced.answered(prompt_estimate=500, prompt_counted=250)
+    assert paced.request_cost(500, 200) == pytest.approx(450, abs=2)
+
+
+def test_the_windows_allow_for_requests_reaching_azure_a_little_later() -> None:
+    clock = VirtualClock()
+    paced = pacer(10, clock, allowance=0.02)
+    for _ in range(11):
+        paced.acquire(1000)
+    assert clock.now == pytest.approx(1000.0 + 60 * 1.02, abs=0.01)
