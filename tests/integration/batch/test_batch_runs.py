@@ -172,3 +172,38 @@ def test_the_deadline_lists_what_is_left_and_leaves_it_in_place(
     still_there = {b.name for b in batch_in.list_blobs(name_starts_with="late/")}
     assert still_there == set(names)
     assert report["documents"]["succeeded"] == len(done)
+
+
+def test_an_ad_hoc_document_during_a_batch_rides_its_deployment(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = batch_services(make_services, sim)
+    batch_in = services.blob_service.get_container_client(services.settings.batch_container)
+    upload_documents(batch_in, "busy/", 100)
+    run = services.batch_starter.start("default", "busy-1", "busy/", "busy-out/", None)
+    errors: list[BaseException] = []
+    driver = threading.Thread(
+        target=lambda: _collect(errors, lambda: drive_batches(services, run.run_id, timeout=90))
+    )
+    driver.start()
+    wait_for(lambda: count_outcomes(services, "busy-out/") >= 10, 60, "the batch under way")
+    # Idle grace 0: without the batch hold, this job's release would delete the deployment.
+    outcome = services.engine.process_blob(
+        services.settings.input_container, "ad-hoc.txt", b"Contract: 30 days notice."
+    )
+    assert outcome.status == "succeeded" and not outcome.parked, "served warm, inline"
+    driver.join(timeout=100)
+    assert not errors, errors
+    ended = services.batches.runs.get(run.run_id)
+    assert ended is not None and ended.status == "succeeded"
+    assert count_outcomes(services, "busy-out/") == 100
+    record = services.model().ledger.read()
+    assert record.provision_count == 1, "one deployment for the batch and the ad-hoc job"
+    assert record.live_holds(services.model().ledger.now()) == ()
+
+
+def _collect(errors: list[BaseException], work: Callable[[], object]) -> None:
+    try:
+        work()
+    except BaseException as error:
+        errors.append(error)
