@@ -101,7 +101,23 @@ def continue_batch(message: func.QueueMessage) -> None:
     except ValueError as bad:
         logger.error("dropping a message that is not a batch continuation: %s", bad)
         return
-    outcome = get_services().batches.continue_run(continued.run_id)
+    services = get_services()
+    try:
+        outcome = services.batches.continue_run(continued.run_id)
+    except Exception:
+        if message.dequeue_count is not None and (
+            message.dequeue_count >= services.settings.resume_max_dequeue_count
+        ):
+            # The host would poison the message and the run would never continue: queue a
+            # fresh continuation for later instead (its marker keeps the work done).
+            logger.exception("batch %s: slices keep failing; trying later", continued.run_id)
+            services.batch_queue.schedule(
+                continued.run_id,
+                delay_seconds=services.settings.park_max_seconds,
+                reason="the last slices failed",
+            )
+            return
+        raise
     if outcome is None:
         logger.error("batch run %s does not exist; dropping its message", continued.run_id)
         return

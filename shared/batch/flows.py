@@ -269,7 +269,7 @@ class BatchRunner:
                 run_id, lambda r: claim_run(r, worker=worker, now=now, ttl=ttl)
             )
             if claimed is None or claimed.worker != worker:
-                return self._not_ours(run_id, schedule_next)
+                return self._not_ours(run_id)
             hosted = self._hosted[claimed.model]
             try:
                 with RunKeeper(self, claimed, hosted, worker):
@@ -285,20 +285,21 @@ class BatchRunner:
                 hosted.ledger.place_hold(
                     claimed.hold_id, "batch", worker, timedelta(seconds=outcome.hold_seconds)
                 )
-            if outcome.continue_in is not None and schedule_next:
+            if outcome.continue_in is not None and schedule_next and not outcome.run.final:
                 self._queue.schedule(run_id, delay_seconds=outcome.continue_in, reason=outcome.note)
             return outcome
 
-    def _not_ours(self, run_id: str, schedule_next: bool) -> SliceOutcome:
+    def _not_ours(self, run_id: str) -> SliceOutcome:
+        """Another worker holds the run. Nothing is queued: the holder's own message comes
+        back if it dies (the queue redelivers an unfinished invocation's message), and a
+        second chain of continuations would live as long as the run. The operator's `batch
+        run`, which drives the run without the queue, waits until the claim lapses."""
         current = self.runs.get(run_id)
         assert current is not None
         if current.final:
             return SliceOutcome(current, None, f"already {current.status}")
         expires = current.worker_expires or self.clock()
         delay = max(0.0, (expires - self.clock()).total_seconds()) + 1
-        if schedule_next:
-            # In case the worker holding it dies: its claim lapses and this picks it up.
-            self._queue.schedule(run_id, delay_seconds=delay, reason="another worker has it")
         return SliceOutcome(current, delay, f"another worker ({current.worker}) is running it")
 
     def _slice(self, run: BatchRun, hosted: HostedDeployment, worker: str) -> SliceOutcome:

@@ -91,9 +91,11 @@ def test_a_killed_batch_resumes_through_faults_with_one_outcome_per_document(
     killed_at = count_outcomes(services, "out/")
     assert killed_at < DOCUMENTS, "killed mid-run"
 
-    # 2. Resumed here through the batch queue, as the continue_batch trigger does: a
-    # continuation that meets the dead process's claim comes back once the claim has lapsed.
-    services.batch_queue.schedule(run_id, delay_seconds=0, reason="resumed after a kill")
+    # 2. Resumed here through the batch queue, as the continue_batch trigger does, once the
+    # dead process's claim has lapsed (a continuation meeting a live claim leaves it alone).
+    dead = services.batches.runs.get(run_id)
+    assert dead is not None and not dead.final
+    services.batch_queue.schedule(run_id, delay_seconds=3.5, reason="resumed after a kill")
     errors: list[BaseException] = []
     finished = threading.Event()
 
