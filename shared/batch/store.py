@@ -70,12 +70,12 @@ class InputListing:
         return str(self._container.container_name)
 
     def pages(
-        self, prefix: str, marker: str | None, *, page_size: int | None = None
+        self, prefix: str, marker: str | None
     ) -> Iterator[tuple[list[WaitingDocument], str | None]]:
         """Each page's documents and the marker of the page after it (None after the last)."""
         # by_page's iterator carries the next page's marker (azure-core's PageIterator).
         pager: Any = self._container.list_blobs(
-            name_starts_with=prefix or None, results_per_page=page_size or self._page_size
+            name_starts_with=prefix or None, results_per_page=self._page_size
         ).by_page(continuation_token=marker)
         for page in pager:
             documents = [
@@ -90,11 +90,14 @@ class InputListing:
             yield documents, pager.continuation_token or None
 
     def names_from(self, prefix: str, marker: str | None) -> Iterator[str]:
-        """Every name from `marker` on, in pages of 1,000 (names only: fewer listing calls
-        than the processing pages need, still one page in memory at a time)."""
-        for documents, _ in self.pages(prefix, marker, page_size=max(self._page_size, 1000)):
-            for document in documents:
-                yield document.name
+        """Every name from `marker` on: names only (no blob properties are built), in pages
+        of the processing's size, so listing what is left costs no more memory than a page
+        of work, however many documents are left."""
+        pager: Any = self._container.list_blob_names(
+            name_starts_with=prefix or None, results_per_page=self._page_size
+        ).by_page(continuation_token=marker)
+        for page in pager:
+            yield from page
 
     def read(self, name: str) -> bytes | None:
         try:
