@@ -179,9 +179,16 @@ class HoldKeeper(PeriodicRenewal):
     def _renew_hold(self) -> None:
         if self.stopped:
             return
-        if not self._ledger.renew_hold(self._hold_id, self._ttl) and not self.stopped:
-            logger.warning("hold %s had lapsed; placing it again", self._hold_id)
-            self._ledger.place_hold(self._hold_id, "job", self._worker, self._ttl)
+        if not self._ledger.renew_hold(self._hold_id, self._ttl):
+            placed = self._ledger.place_hold_while(
+                self._hold_id,
+                "job",
+                self._worker,
+                self._ttl,
+                still_wanted=lambda: not self.stopped,
+            )
+            if placed is not None:
+                logger.warning("hold %s had lapsed; placed it again", self._hold_id)
         self._jobs.change(self._job_id, self._extend_claim)
 
 
