@@ -320,7 +320,7 @@ async def _run_on_demand(
 
 def _chat_tokens(stats: dict[str, Any]) -> int:
     """Tokens the simulator's admitted chat requests charged against the rate limit so far."""
-    return int(stats.get("data", {}).get("charged_tokens", 0))
+    return int(stats.get("charged_tokens", 0))
 
 
 def _reaper_runs(records: Iterable[InvocationRecord]) -> int:
