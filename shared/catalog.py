@@ -306,7 +306,7 @@ def _validate_schedules(
             validated.append(schema.model_validate({**entry, "name": label}))
         except ValidationError as error:
             problems.extend(
-                f"{where}, {_describe_schedule_problem(detail, schema, noun)}"
+                f"{where}{_describe_schedule_problem(detail, schema, noun)}"
                 for detail in error.errors()
             )
     return validated
@@ -315,8 +315,8 @@ def _validate_schedules(
 def _describe_schedule_problem(detail: ErrorDetails, schema: type[BaseModel], noun: str) -> str:
     if not detail["loc"]:
         # A rule across fields (opens equal to closes, a subdivision without a country).
-        return detail["msg"].removeprefix("Value error, ")
-    return describe_problem(detail, schema, noun)
+        return ": " + detail["msg"].removeprefix("Value error, ")
+    return ", " + describe_problem(detail, schema, noun)
 
 
 def _check_windows_fit_lifetime(

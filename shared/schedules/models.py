@@ -64,7 +64,7 @@ class CalendarRule(BaseModel):
 
     name: str
     time_zone: str
-    weekdays: tuple[Weekday, ...] = Field(min_length=1)
+    weekdays: tuple[Weekday, ...]
     holiday_country: str | None = None
     holiday_subdivision: str | None = None
     closed_dates: tuple[date, ...] = ()
@@ -90,6 +90,8 @@ class CalendarRule(BaseModel):
     @field_validator("weekdays", mode="before")
     @classmethod
     def _weekdays_lowercase(cls, value: object) -> object:
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError(f"no weekday given: list at least one of {', '.join(WEEKDAYS)}")
         if isinstance(value, list | tuple):
             return tuple(v.lower() if isinstance(v, str) else v for v in value)
         return value
