@@ -1,8 +1,8 @@
 """The hosted models and the processing profiles that route documents to them.
 
 One place declares what the app hosts. Either a TOML file deployed with the app and named by
-`HOSTING_CONFIG_FILE` (what a team keeps under version control and reviews; windows and
-batches join it later), or, for a single model, the app settings that existed before
+`HOSTING_CONFIG_FILE` (what a team keeps under version control and reviews, with each model's
+business-hours windows and batch schedules, see `shared/schedules/models.py`), or, for a single model, the app settings that existed before
 (`DEPLOYMENT_NAME`, `FINE_TUNED_MODEL`, ...), which become one hosted model named `default`.
 
 ```toml
