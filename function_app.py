@@ -114,12 +114,14 @@ def reconcile_schedules(timer: func.TimerRequest) -> None:
     services = get_services()
     report = services.schedules.run(f"schedules:{services.instance}")
     for outcome in report.models:
+        if not outcome.acted:
+            continue  # most ticks change nothing; the ledger and `hosting schedule` show why
         plan = outcome.plan
         logger.info(
-            "schedules: %s wants %s; holds placed %s, ended %s; %s",
-            plan.model,
-            "serving" if plan.wants_serving else "nothing",
-            list(plan.place) or "none",
-            list(plan.end) or "none",
+            "schedules: %s: holds placed %s, ended %s; %s%s",
+            outcome.model,
+            list(plan.place) if plan else "?",
+            list(plan.end) if plan else "?",
             outcome.error or outcome.provisioning or ("serving" if outcome.serving else "idle"),
+            f"; batch runs {', '.join(outcome.batches_started)}" if outcome.batches_started else "",
         )

@@ -2,8 +2,9 @@
 
 One place declares what the app hosts. Either a TOML file deployed with the app and named by
 `HOSTING_CONFIG_FILE` (what a team keeps under version control and reviews, with each model's
-business-hours windows and batch schedules, see `shared/schedules/models.py`), or, for a single model, the app settings that existed before
-(`DEPLOYMENT_NAME`, `FINE_TUNED_MODEL`, ...), which become one hosted model named `default`.
+business-hours windows and batch schedules, see `shared/schedules/models.py`), or, for a
+single model, the app settings that existed before (`DEPLOYMENT_NAME`, `FINE_TUNED_MODEL`,
+...), which become one hosted model named `default`.
 
 ```toml
 default_model = "contracts"          # runs profiles that name no model

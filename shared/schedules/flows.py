@@ -1,11 +1,12 @@
 """The reconcile flow: applies `reconcile.plan_model` to each model's ledger, once per tick.
 
-Per model with windows or batches: read the ledger, plan, write the window holds in one
-compare-and-swap (no write when they are already right, so a doubled or concurrent tick costs
-a read), take one provisioning step when the deployment should serve and does not yet
-(`DeploymentProvisioner.advance` never sleeps: the next tick takes the next step), and start
-due batch runs through the `BatchStarter` port. One model's failure is logged and does not
-stop the others; the next tick tries again.
+Per hosted model (those without windows too, so the holds of windows removed from the
+settings are ended early rather than left to expire): read the ledger, plan, write the window
+holds in one compare-and-swap (no write when they are already right, so a doubled or
+concurrent tick costs a read), take one provisioning step when the deployment should serve
+and does not yet (`DeploymentProvisioner.advance` never sleeps: the next tick takes the next
+step), and start due batch runs through the `BatchStarter` port. One model's failure is logged
+and does not stop the others; the next tick tries again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.hosting.deployments import ProvisioningError
-from shared.hosting.holds import LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.observability import log_fields
 from shared.schedules.ports import BatchStarter
@@ -31,12 +31,18 @@ Clock = Callable[[], datetime]
 class ModelOutcome:
     """What one tick did for one model."""
 
-    plan: ModelPlan
+    model: str
+    plan: ModelPlan | None  # None when the ledger could not be read
     ledger_written: bool = False
     provisioning: str | None = None  # the provisioning step's answer, in words
     serving: bool = False
     batches_started: tuple[str, ...] = ()
     error: str | None = None
+
+    @property
+    def acted(self) -> bool:
+        """Whether the tick did or tried anything for this model (worth a log line)."""
+        return bool(self.ledger_written or self.provisioning or self.batches_started or self.error)
 
 
 @dataclass(frozen=True)
@@ -59,32 +65,21 @@ class ScheduleReconciler:
         clock: Clock,
         batch_starter: BatchStarter | None = None,
     ) -> None:
-        self._scheduled = {
-            name: h for name, h in hosted.items() if h.model.windows or h.model.batches
-        }
+        self._hosted = hosted
         self._clock = clock
         self._batch_starter = batch_starter
 
-    @property
-    def scheduled_models(self) -> tuple[str, ...]:
-        return tuple(self._scheduled)
-
-    def preview(self, now: datetime | None = None) -> list[ModelPlan]:
-        """What a tick at `now` would do, from the ledgers as they are; writes nothing."""
-        at = now or self._clock()
-        return [plan_model(h.model, h.ledger.read(), at) for h in self._scheduled.values()]
-
     def run(self, owner: str) -> ReconcileReport:
-        """One tick: every scheduled model brought towards what its schedules want now."""
+        """One tick: every model brought towards what its schedules want now."""
         now = self._clock()
         outcomes: list[ModelOutcome] = []
-        for name, hosted in self._scheduled.items():
+        for name, hosted in self._hosted.items():
             with log_fields(model=name, deployment=hosted.spec.name):
                 outcomes.append(self._reconcile(hosted, owner, now))
         return ReconcileReport(now, tuple(outcomes))
 
     def _reconcile(self, hosted: HostedDeployment, owner: str, now: datetime) -> ModelOutcome:
-        plan = plan_model(hosted.model, LedgerRecord(deployment=hosted.spec.name), now)
+        plan: ModelPlan | None = None
         written = False
         try:
             plan = plan_model(hosted.model, hosted.ledger.read(), now)
@@ -92,6 +87,7 @@ class ScheduleReconciler:
                 # Re-derived on the stored record inside the compare-and-swap: a concurrent
                 # tick that got there first leaves nothing to write.
                 written = hosted.ledger.change(lambda r: apply_window_holds(r, plan)) is not None
+            if written:
                 for hold_id in plan.place:
                     logger.info("window hold %s placed on %s", hold_id, hosted.spec.name)
                 for hold_id in plan.end:
@@ -102,8 +98,10 @@ class ScheduleReconciler:
             started = self._start_batches(plan)
         except Exception as error:  # one model's trouble must not stop the others
             logger.exception("reconciling the schedules of %s failed", hosted.name)
-            return ModelOutcome(plan, written, error=f"{type(error).__name__}: {error}")
-        return ModelOutcome(plan, written, provisioning, serving, started)
+            return ModelOutcome(
+                hosted.name, plan, written, error=f"{type(error).__name__}: {error}"
+            )
+        return ModelOutcome(hosted.name, plan, written, provisioning, serving, started)
 
     def _step(self, hosted: HostedDeployment, owner: str) -> tuple[str, bool]:
         try:
