@@ -57,18 +57,6 @@ def _holiday_dates(country: str, subdivision: str | None, year: int) -> frozense
     return frozenset(calendar.keys())
 
 
-def holiday_name(rule: CalendarRule, day: date) -> str | None:
-    """The public holiday on `day` under the rule's calendar, if any (for explanations)."""
-    if rule.holiday_country is None or day not in _holiday_dates(
-        rule.holiday_country, rule.holiday_subdivision, day.year
-    ):
-        return None
-    names = holidays.country_holidays(
-        rule.holiday_country, subdiv=rule.holiday_subdivision, years=day.year
-    )
-    return str(names.get(day))
-
-
 def is_open_day(rule: CalendarRule, day: date) -> bool:
     """Whether the rule allows something to open (start) on this local day."""
     if day.weekday() not in rule.weekday_numbers() or day in rule.closed_dates:
