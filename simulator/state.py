@@ -178,6 +178,10 @@ class SimulatorState:
         headers = _rate_headers(decision.remaining_requests, decision.remaining_tokens)
         if not decision.allowed:
             raise self._throttled(decision, api_version, headers)
+        # What the admitted requests charged against the rate limit (prompt plus max_tokens).
+        self.data_counts["charged_tokens"] = (
+            self.data_counts.get("charged_tokens", 0) + request.cost
+        )
         if chat.trips_content_filter(request):
             refusal = chat.content_filter_error()
             refusal.headers.update(headers)

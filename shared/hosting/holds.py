@@ -254,6 +254,8 @@ def finish_lease(
         "state_changed": now,
         "last_error": error,
         "waiting_for": None,
+        # Whatever ended the operation, the next step reads Azure's state afresh.
+        "succeeded_at": None,
     }
     if state is KnownState.READY:
         update["ready_since"] = now
