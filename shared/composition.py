@@ -236,6 +236,12 @@ def build_services(
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     account_label = f"account {settings.aoai_account_name!r}"
 
+    resumes = ResumeQueue(build_queue_client(settings, credential))
+    resumes.ensure_exists()
+
+    def wake_waiting(record: LedgerRecord, settled_by: str) -> None:
+        resumes.wake_waiting(record, settled_by, clock())
+
     def provisioner(spec: DeploymentSpec, room: AccountRoom | None) -> DeploymentProvisioner:
         return DeploymentProvisioner(
             spec=spec,
@@ -244,6 +250,7 @@ def build_services(
             chat=ChatClient(openai_client, spec.name, policy, account=account_label),
             timings=timings,
             room=room,
+            on_settled=wake_waiting,
         )
 
     def provisioner_for(name: str) -> DeploymentProvisioner:
@@ -275,8 +282,6 @@ def build_services(
         )
     jobs_container = blob_service.get_container_client(settings.jobs_container)
     jobs = JobStore(JsonBlobStore(jobs_container, JobRecord), jobs_container)
-    resumes = ResumeQueue(build_queue_client(settings, credential))
-    resumes.ensure_exists()
     output = blob_service.get_container_client(settings.output_container)
     limits = EngineLimits(
         job_hold_seconds=settings.job_hold_seconds,
@@ -287,6 +292,7 @@ def build_services(
         max_document_bytes=settings.max_document_bytes,
         max_chunks=settings.max_chunks,
         retry_max_seconds=settings.park_max_seconds,
+        follower_park_seconds=settings.park_max_seconds,
         throttle_park_seconds=settings.throttle_park_seconds,
     )
     engine = DocumentEngine(

@@ -13,6 +13,7 @@ poller. Every wait is bounded by a deadline; failures are recorded in the ledger
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -117,6 +118,9 @@ class Readiness:
     record: LedgerRecord | None
     wait_seconds: float = 0.0
     reason: str = ""
+    # Whether this caller took the step (read Azure, sent a create, probed): the one waiter
+    # that drives the provisioning looks again at `wait_seconds`; the others need not.
+    stepped: bool = False
 
     @property
     def ready(self) -> bool:
@@ -175,10 +179,12 @@ class DeploymentProvisioner:
         chat: ChatClient,
         timings: ProvisioningTimings,
         room: AccountRoom | None = None,
+        on_settled: Callable[[LedgerRecord, str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.spec = spec
+        self._on_settled = on_settled
         self.ledger = ledger
         self._deployments = deployments
         self._chat = chat
@@ -246,16 +252,22 @@ class DeploymentProvisioner:
             return self._wait(current, now, f"deployment {self.spec.name!r}: another step runs")
         with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
             try:
-                return self._step(owner, taken)
+                step = self._step(owner, taken)
             except ProvisioningError as error:
                 state = KnownState.UNKNOWN if error.retryable else KnownState.FAILED
-                self.ledger.finish_lease(owner, state, error.reason)
+                finished = self.ledger.finish_lease(owner, state, error.reason)
+                if not error.retryable and self._on_settled is not None:
+                    self._on_settled(finished, owner)
                 raise
             except Exception as error:
                 self.ledger.finish_lease(
                     owner, KnownState.UNKNOWN, f"{type(error).__name__}: {error}"
                 )
                 raise
+        if step.record is not None and self._on_settled is not None:
+            # Whoever made it ready (a job, a schedule, the operator) wakes what waits for it.
+            self._on_settled(step.record, owner)
+        return dataclasses.replace(step, stepped=True)
 
     def ensure_ready(
         self,
