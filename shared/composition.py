@@ -46,6 +46,7 @@ from shared.hosting.provisioner import AccountRoom, DeploymentProvisioner, Provi
 from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
 from shared.observability import configure_telemetry, install_log_fields
+from shared.schedules.flows import ScheduleReconciler
 from shared.settings import AppSettings, get_settings
 from shared.storage import JsonBlobStore
 
@@ -82,6 +83,7 @@ class AppServices:
     resumes: ResumeQueue
     submissions: JobSubmissions
     jobs_api: JobsApi
+    schedules: ScheduleReconciler
     instance: str
 
     def model(self, name: str | None = None) -> HostedDeployment:
@@ -329,6 +331,9 @@ def build_services(
         grace=timedelta(seconds=settings.sweep_grace_seconds),
         clock=clock,
     )
+    # Batch windows are decided here; running them is shared/batch/'s, wired in as the
+    # reconciler's BatchStarter once it exists (until then due runs are logged, not started).
+    schedules = ScheduleReconciler(hosted=hosted, clock=clock, batch_starter=None)
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -343,6 +348,7 @@ def build_services(
         resumes=resumes,
         submissions=submissions,
         jobs_api=jobs_api,
+        schedules=schedules,
         instance=instance,
     )
 
