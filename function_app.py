@@ -147,3 +147,28 @@ def reap_idle_deployments(timer: func.TimerRequest) -> None:
             "deleted" if report.deleted else "kept",
             report.reason,
         )
+
+
+@app.function_name("reconcile_schedules")
+@app.timer_trigger(schedule="%SCHEDULE_RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def reconcile_schedules(timer: func.TimerRequest) -> None:
+    """Bring window holds, provisioning and due batch runs to what the clock wants now.
+
+    Level-triggered: a late (past due), missed or doubled tick converges to the same state.
+    """
+    if timer.past_due:
+        logger.info("schedule reconciler timer is past due")
+    services = get_services()
+    report = services.schedules.run(f"schedules:{services.instance}")
+    for outcome in report.models:
+        if not outcome.acted:
+            continue  # most ticks change nothing; the ledger and `hosting schedule` show why
+        plan = outcome.plan
+        logger.info(
+            "schedules: %s: holds placed %s, ended %s; %s%s",
+            outcome.model,
+            list(plan.place) if plan else "?",
+            list(plan.end) if plan else "?",
+            outcome.error or outcome.provisioning or ("serving" if outcome.serving else "idle"),
+            f"; batch runs {', '.join(outcome.batches_started)}" if outcome.batches_started else "",
+        )

@@ -30,7 +30,7 @@ from typing import Any
 
 from bench.batch import bench_batch_memory, bench_batch_throughput
 from bench.burst import bench_burst
-from bench.common import DEFAULT_TIME_SCALE
+from bench.common import BURST_CAPACITY, DEFAULT_TIME_SCALE
 from bench.post import bench_post
 from bench.warm import WARM_CAPACITY, bench_warm
 from scripts.local_azure import local_azure
@@ -58,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the warm path's deployment capacity (10 gets throttled: see bench/warm.py)",
     )
     parser.add_argument("--burst-documents", type=int, default=100)
+    parser.add_argument(
+        "--burst-capacity",
+        type=int,
+        default=BURST_CAPACITY,
+        help="the cold burst's deployment capacity (units of 1,000 tokens a minute)",
+    )
     parser.add_argument(
         "--per-document-sample",
         type=int,
@@ -98,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.which in ("burst", "all"):
             results["burst"] = bench_burst(
-                azure, args.burst_documents, args.per_document_sample, progress
+                azure, args.burst_documents, args.per_document_sample, progress, args.burst_capacity
             )
         if args.which in ("post", "all"):
             results["post_during_burst"] = bench_post(

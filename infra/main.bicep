@@ -100,6 +100,9 @@ param idleGraceSeconds int = 300
 @description('NCRONTAB schedule of the reaper timer (UTC).')
 param reaperSchedule string = '0 * * * * *'
 
+@description('NCRONTAB schedule of the schedules reconciler timer (UTC); windows are evaluated in their own time zones in code.')
+param scheduleReconcileSchedule string = '0 * * * * *'
+
 // --- Names -------------------------------------------------------------------------------------
 
 param inputContainerName string = 'documents-in'
@@ -259,6 +262,7 @@ var appSettings = {
   CREATE_ATTEMPTS: '3'
   NOT_FOUND_RETRY_SECONDS: '60'
   REAPER_SCHEDULE: reaperSchedule
+  SCHEDULE_RECONCILE_SCHEDULE: scheduleReconcileSchedule
   // Under host.json's functionTimeout (30 min), so the job, not the host, decides at the limit.
   JOB_TIMEOUT_SECONDS: '1680'
   MAX_JOB_ATTEMPTS: '5'

@@ -60,6 +60,7 @@ class LocalAzure:
             "RESUME_QUEUE": "job-resumes",
             "BATCH_QUEUE": "batch-continuations",
             "REAPER_SCHEDULE": "*/5 * * * * *",
+            "SCHEDULE_RECONCILE_SCHEDULE": "*/5 * * * * *",
             # Azure's timings (the settings' defaults) at the simulator's pace.
             "MANAGEMENT_POLL_SECONDS": scaled(15),
             "IDLE_GRACE_SECONDS": scaled(300),

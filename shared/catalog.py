@@ -1,9 +1,10 @@
 """The hosted models and the processing profiles that route documents to them.
 
 One place declares what the app hosts. Either a TOML file deployed with the app and named by
-`HOSTING_CONFIG_FILE` (what a team keeps under version control and reviews; windows and
-batches join it later), or, for a single model, the app settings that existed before
-(`DEPLOYMENT_NAME`, `FINE_TUNED_MODEL`, ...), which become one hosted model named `default`.
+`HOSTING_CONFIG_FILE` (what a team keeps under version control and reviews, with each model's
+business-hours windows and batch schedules, see `shared/schedules/models.py`), or, for a
+single model, the app settings that existed before (`DEPLOYMENT_NAME`, `FINE_TUNED_MODEL`,
+...), which become one hosted model named `default`.
 
 ```toml
 default_model = "contracts"          # runs profiles that name no model
@@ -34,6 +35,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +50,7 @@ from shared.documents.profiles import (
     describe_problem,
     parse_profiles,
 )
+from shared.schedules.models import BatchSchedule, WindowSettings
 
 DeploymentType = Literal["Standard", "GlobalStandard", "DeveloperTier", "ProvisionedManaged"]
 SINGLE_MODEL_NAME = "default"
@@ -84,6 +87,10 @@ class HostedModel(BaseModel):
     idle_grace_seconds: float = Field(ge=0)
     max_lifetime_seconds: float = Field(gt=0)
     context_tokens: int = Field(ge=1024)
+    # Business-hours windows and scheduled batches (shared/schedules/), validated one by one
+    # by `_validate_schedules` so each problem names its window or batch.
+    windows: tuple[WindowSettings, ...] = ()
+    batches: tuple[BatchSchedule, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -243,20 +250,93 @@ def _validate_models(
         if not isinstance(fields, dict):
             problems.append(f"model {name!r}: must be a table of model fields")
             continue
+        own = {k: v for k, v in fields.items() if k not in ("windows", "batches")}
+        schedules = {key: fields.get(key, []) for key in ("windows", "batches")}
         merged = {
             "idle_grace_seconds": defaults.idle_grace_seconds,
             "max_lifetime_seconds": defaults.max_lifetime_seconds,
             "context_tokens": defaults.context_tokens,
-            **fields,
+            **own,
             "name": name,
         }
+        windows = _validate_schedules(name, "windows", schedules["windows"], problems)
+        batches = _validate_schedules(name, "batches", schedules["batches"], problems)
         try:
-            models[name] = HostedModel.model_validate(merged)
+            model = HostedModel.model_validate(merged)
         except ValidationError as error:
             problems.extend(
                 f"model {name!r}, {_describe_model_problem(detail)}" for detail in error.errors()
             )
+            continue
+        windows_ok = [w for w in windows if isinstance(w, WindowSettings)]
+        _check_windows_fit_lifetime(model, windows_ok, problems)
+        models[name] = model.model_copy(
+            update={
+                "windows": tuple(windows_ok),
+                "batches": tuple(b for b in batches if isinstance(b, BatchSchedule)),
+            }
+        )
     return models
+
+
+_SCHEDULE_KINDS: dict[str, tuple[str, type[WindowSettings] | type[BatchSchedule]]] = {
+    "windows": ("window", WindowSettings),
+    "batches": ("batch", BatchSchedule),
+}
+
+
+def _validate_schedules(
+    model: str, key: str, raw: Any, problems: list[str]
+) -> list[WindowSettings | BatchSchedule]:
+    """A model's [[models.<name>.windows]] or [[models.<name>.batches]], each problem named."""
+    noun, schema = _SCHEDULE_KINDS[key]
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        problems.append(
+            f"model {model!r}, field {key!r}: must be an array of tables ([[models.{model}.{key}]])"
+        )
+        return []
+    validated: list[WindowSettings | BatchSchedule] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(raw):
+        label = str(entry.get("name") or f"{noun}-{index + 1}")
+        where = f"model {model!r}, {noun} {label!r} ({key}[{index}])"
+        if label in seen:
+            problems.append(f"{where}, field 'name': {label!r} is used twice; names must differ")
+        seen.add(label)
+        try:
+            validated.append(schema.model_validate({**entry, "name": label}))
+        except ValidationError as error:
+            problems.extend(
+                f"{where}{_describe_schedule_problem(detail, schema, noun)}"
+                for detail in error.errors()
+            )
+    return validated
+
+
+def _describe_schedule_problem(detail: ErrorDetails, schema: type[BaseModel], noun: str) -> str:
+    if not detail["loc"]:
+        # A rule across fields (opens equal to closes, a subdivision without a country).
+        return ": " + detail["msg"].removeprefix("Value error, ")
+    return ", " + describe_problem(detail, schema, noun)
+
+
+def _check_windows_fit_lifetime(
+    model: HostedModel, windows: list[WindowSettings], problems: list[str]
+) -> None:
+    # The reaper deletes a deployment past its maximum lifetime even under holds (the
+    # backstop against leaked holds), so a window longer than it would lose its deployment.
+    # An hour is added for a night window over a clock change.
+    lifetime = timedelta(seconds=model.max_lifetime_seconds)
+    for window in windows:
+        longest = window.nominal_length + window.lead + timedelta(hours=1)
+        if longest > lifetime:
+            problems.append(
+                f"model {model.name!r}, window {window.name!r}: lasts up to {longest} with its "
+                f"lead time, longer than the model's max_lifetime_seconds "
+                f"({model.max_lifetime_seconds:g}); the reaper would delete the deployment "
+                "during the window. Raise max_lifetime_seconds (or "
+                "MAX_DEPLOYMENT_LIFETIME_SECONDS)"
+            )
 
 
 def _validate_profiles(raw: Mapping[str, Any], problems: list[str]) -> dict[str, ProcessingProfile]:

@@ -50,6 +50,7 @@ from shared.hosting.provisioner import AccountRoom, DeploymentProvisioner, Provi
 from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
 from shared.observability import configure_telemetry, install_log_fields
+from shared.schedules.flows import ScheduleReconciler
 from shared.settings import AppSettings, get_settings
 from shared.storage import JsonBlobStore
 
@@ -86,6 +87,7 @@ class AppServices:
     resumes: ResumeQueue
     submissions: JobSubmissions
     jobs_api: JobsApi
+    schedules: ScheduleReconciler
     instance: str
     batches: BatchRunner
     # The port the schedule reconciler starts batch windows' runs through.
@@ -249,6 +251,12 @@ def build_services(
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     account_label = f"account {settings.aoai_account_name!r}"
 
+    resumes = ResumeQueue(build_queue_client(settings, credential))
+    resumes.ensure_exists()
+
+    def wake_waiting(record: LedgerRecord, settled_by: str) -> None:
+        resumes.wake_waiting(record, settled_by, clock())
+
     def provisioner(spec: DeploymentSpec, room: AccountRoom | None) -> DeploymentProvisioner:
         return DeploymentProvisioner(
             spec=spec,
@@ -257,6 +265,7 @@ def build_services(
             chat=ChatClient(openai_client, spec.name, policy, account=account_label),
             timings=timings,
             room=room,
+            on_settled=wake_waiting,
         )
 
     def provisioner_for(name: str) -> DeploymentProvisioner:
@@ -288,8 +297,6 @@ def build_services(
         )
     jobs_container = blob_service.get_container_client(settings.jobs_container)
     jobs = JobStore(JsonBlobStore(jobs_container, JobRecord), jobs_container)
-    resumes = ResumeQueue(build_queue_client(settings, credential))
-    resumes.ensure_exists()
     output = blob_service.get_container_client(settings.output_container)
     outcomes = OutcomeStore(output, blob_service)
     counter = make_token_counter(settings.tiktoken_encoding)
@@ -302,6 +309,7 @@ def build_services(
         max_document_bytes=settings.max_document_bytes,
         max_chunks=settings.max_chunks,
         retry_max_seconds=settings.park_max_seconds,
+        follower_park_seconds=settings.park_max_seconds,
         throttle_park_seconds=settings.throttle_park_seconds,
     )
     engine = DocumentEngine(
@@ -377,6 +385,9 @@ def build_services(
         clock=clock,
         instance=instance,
     )
+    # Batch windows are decided by the reconciler and run by shared/batch/ (its port).
+    batch_starter = BatchStarter(batches)
+    schedules = ScheduleReconciler(hosted=hosted, clock=clock, batch_starter=batch_starter)
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -391,9 +402,10 @@ def build_services(
         resumes=resumes,
         submissions=submissions,
         jobs_api=jobs_api,
+        schedules=schedules,
         instance=instance,
         batches=batches,
-        batch_starter=BatchStarter(batches),
+        batch_starter=batch_starter,
         batch_queue=batch_queue,
         batches_api=BatchesApi(batches),
     )

@@ -88,6 +88,9 @@ class AppSettings(BaseSettings):
     create_attempts: int = Field(3, ge=1, alias="CREATE_ATTEMPTS")
     not_found_retry_seconds: float = Field(60, ge=0, alias="NOT_FOUND_RETRY_SECONDS")
     reaper_schedule: str = Field("0 * * * * *", alias="REAPER_SCHEDULE")
+    # NCRONTAB in UTC: how often the schedules' reconciler looks at the clock (windows and
+    # batches are evaluated in their own time zones in code, not by the timer).
+    schedule_reconcile_schedule: str = Field("0 * * * * *", alias="SCHEDULE_RECONCILE_SCHEDULE")
     job_timeout_seconds: float = Field(1680, gt=0, alias="JOB_TIMEOUT_SECONDS")
     expected_provision_seconds: float = Field(300, gt=0, alias="EXPECTED_PROVISION_SECONDS")
     park_max_seconds: float = Field(300, gt=0, alias="PARK_MAX_SECONDS")

@@ -64,6 +64,7 @@ class SimulatorState:
         self.faults = FaultPlan(config.seed)
         self.management_counts: dict[str, int] = dict.fromkeys(MANAGEMENT_KINDS, 0)
         self.data_counts: dict[str, int] = dict.fromkeys(DATA_KINDS, 0)
+        self.charged_tokens = 0
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class SimulatorState:
         self.faults.clear()
         self.management_counts = dict.fromkeys(MANAGEMENT_KINDS, 0)
         self.data_counts = dict.fromkeys(DATA_KINDS, 0)
+        self.charged_tokens = 0
         logger.info("state reset")
 
     def configure(self, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +97,11 @@ class SimulatorState:
         return self.config.public_view()
 
     def stats(self) -> dict[str, Any]:
-        return {"management": dict(self.management_counts), "data": dict(self.data_counts)}
+        return {
+            "management": dict(self.management_counts),
+            "data": dict(self.data_counts),
+            "charged_tokens": self.charged_tokens,
+        }
 
     def count_management(self, kind: str) -> None:
         self.management_counts[kind] = self.management_counts.get(kind, 0) + 1
@@ -178,6 +184,8 @@ class SimulatorState:
         headers = _rate_headers(decision.remaining_requests, decision.remaining_tokens)
         if not decision.allowed:
             raise self._throttled(decision, api_version, headers)
+        # What the admitted requests charged against the rate limit (prompt plus max_tokens).
+        self.charged_tokens += request.cost
         if chat.trips_content_filter(request):
             refusal = chat.content_filter_error()
             refusal.headers.update(headers)

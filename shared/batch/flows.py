@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Any, Protocol
+from typing import Any
 
 from shared.batch.models import (
     MAX_SAMPLE,
@@ -70,19 +70,6 @@ from shared.renewal import PeriodicRenewal
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class BatchStartPort(Protocol):
-    """What the schedule reconciler calls to start a batch window's run (idempotent per id)."""
-
-    def start(
-        self,
-        model: str,
-        run_id: str,
-        input_prefix: str,
-        output_prefix: str,
-        deadline: datetime | None,
-    ) -> BatchRun: ...
 
 
 @dataclass(frozen=True)
@@ -192,6 +179,11 @@ class BatchRunner:
         if model not in self._hosted:
             known = ", ".join(sorted(self._hosted))
             raise RunInvalid(f"unknown hosted model {model!r}; the hosted models are: {known}")
+        # The reconciler calls again on every tick while the run is due: an existing run is
+        # answered as it is, before any check that only a new run must pass (its deadline).
+        existing = self.runs.get(run_id)
+        if existing is not None:
+            return self._existing(existing, model, input_prefix)
         self.profile_for(model)
         run = new_run(
             run_id=run_id,
@@ -202,20 +194,23 @@ class BatchRunner:
             deadline=deadline,
             now=self.clock(),
         )
-        if not self.runs.create(run):
-            existing = self.runs.get(run_id)
-            assert existing is not None, "create refused: the run exists"
-            if existing.model != model or existing.input_prefix != input_prefix:
-                raise RunInvalid(
-                    f"run {run_id!r} exists already for model {existing.model!r} and input "
-                    f"prefix {existing.input_prefix!r}; choose another run id"
-                )
-            logger.info("batch %s exists already (%s); not started again", run_id, existing.status)
-            return existing
+        if not self.runs.create(run):  # another caller created it a moment ago
+            created = self.runs.get(run_id)
+            assert created is not None, "create refused: the run exists"
+            return self._existing(created, model, input_prefix)
         logger.info("batch %s started on model %s over %r", run_id, model, input_prefix)
         if queue_first_slice:
             self._queue.schedule(run_id, delay_seconds=0, reason="started")
         return run
+
+    def _existing(self, existing: BatchRun, model: str, input_prefix: str) -> BatchRun:
+        if existing.model != model or existing.input_prefix != input_prefix:
+            raise RunInvalid(
+                f"run {existing.run_id!r} exists already for model {existing.model!r} and input "
+                f"prefix {existing.input_prefix!r}; choose another run id"
+            )
+        logger.info("batch %s exists (%s); not started again", existing.run_id, existing.status)
+        return existing
 
     def profile_for(self, model: str) -> ProcessingProfile:
         """The profile a batch on `model` runs with: one named like the model, else the
@@ -555,7 +550,8 @@ class ClaimLost(Exception):
 
 
 class BatchStarter:
-    """The port the schedule reconciler calls: `start(...)`, idempotent per run id."""
+    """The port the schedule reconciler starts due runs through
+    (`shared.schedules.ports.BatchStarter`): idempotent per run id."""
 
     def __init__(self, runner: BatchRunner) -> None:
         self._runner = runner
@@ -567,5 +563,5 @@ class BatchStarter:
         input_prefix: str,
         output_prefix: str,
         deadline: datetime | None,
-    ) -> BatchRun:
-        return self._runner.start(model, run_id, input_prefix, output_prefix, deadline)
+    ) -> None:
+        self._runner.start(model, run_id, input_prefix, output_prefix, deadline)

@@ -4,10 +4,12 @@ Owns turning command lines into calls on the same services the function app uses
 `shared.composition.build_services` from the same `AppSettings`), and showing the answers:
 rich tables and progress for people, JSON for scripts, exit codes that mean something.
 
-- `app`: the typer commands (`status`, `up`, `down`, `submit`, `jobs`, `job`) and `main`, the
-  console script's entry point, which turns every error into one line and an exit code.
+- `app`: the typer commands (`status`, `schedule`, `up`, `down`, `submit`, `jobs`, `job`) and
+  `main`, the console script's entry point, which turns every error into one line and an exit
+  code.
 - `flows`: what each command does, as an order of calls on the services (no rules of its own).
 - `status`: a hosted model's status as plain values (pure).
+- `schedule`: a model's next windows and batch runs and the reconciler's intent (pure).
 - `settings_file`: the settings (the environment, overlaid by a `local.settings.json`-shaped
   file) and their errors in words.
 - `parsing`: durations and moments given on the command line.

@@ -35,6 +35,8 @@ from shared.console.display import (
     log_to,
     moment,
     print_json,
+    reconciler_lines,
+    schedule_table,
     span,
     status_table,
     stderr_console,
@@ -51,7 +53,8 @@ from shared.console.flows import (
     take_down,
     wait_for_job,
 )
-from shared.console.parsing import DURATION_FORMS, parse_duration, parse_moment
+from shared.console.parsing import DURATION_FORMS, parse_duration, parse_instant, parse_moment
+from shared.console.schedule import model_schedule
 from shared.console.settings_file import LoadedSettings, load_settings
 from shared.console.status import model_status
 from shared.documents.jobs import JobStatus
@@ -72,7 +75,7 @@ if TYPE_CHECKING:
     from shared.settings import AppSettings
 
 PROG = "hosting"
-COMMANDS = ("status", "up", "down", "submit", "jobs", "job", "batch")
+COMMANDS = ("status", "schedule", "up", "down", "submit", "jobs", "job", "batch")
 # How often `submit --wait` reads the job record: one small blob read.
 JOB_POLL_SECONDS = 0.5
 # `up` asks Azure for the state at the app's management poll interval, at most this far apart.
@@ -188,6 +191,54 @@ def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
         print_json({"checked_at": now.isoformat(), "models": [row.to_json() for row in rows]})
         return
     session.out.print(status_table(rows, now))
+
+
+# --- schedule -------------------------------------------------------------------------------
+
+
+@app.command()
+def schedule(
+    ctx: typer.Context,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            metavar="WHEN",
+            parser=parse_instant,
+            help="Ask about this instant instead of now: ISO 8601, UTC unless a zone is given.",
+        ),
+    ] = None,
+    count: Annotated[
+        int, typer.Option(min=1, max=50, help="Occurrences of each window and batch.")
+    ] = 3,
+    json_output: JsonOption = False,
+) -> None:
+    """Each model's next windows and batch runs, and what the reconciler would do now."""
+    session = _session(ctx)
+    settings = session.settings()
+    scheduled = [m for m in settings.catalog.models.values() if m.windows or m.batches]
+    now = at or datetime.now(UTC)
+    if not scheduled:
+        # Nothing is wrong: the app then runs on documents alone.
+        if json_output:
+            print_json({"at": now.isoformat(), "models": []})
+        else:
+            session.out.print(
+                f"no hosted model declares windows or batches (in {settings.catalog.source})",
+                markup=False,
+            )
+        return
+    services = session.services()
+    rows = [
+        model_schedule(model, services.hosted[model.name].ledger.read(), now, count=count)
+        for model in scheduled
+    ]
+    if json_output:
+        print_json({"at": now.isoformat(), "models": [row.to_json() for row in rows]})
+        return
+    session.out.print(schedule_table(rows, now))
+    for line in reconciler_lines(rows, now):
+        # Hold ids hold colons: ':office:' must not become an emoji.
+        session.out.print(line, markup=False, emoji=False)
 
 
 # --- up -------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.batch.models import BatchRun
+from shared.console.schedule import ModelSchedule
 from shared.console.status import ModelStatus
 from shared.documents.jobs import JobRecord
 from shared.hosting.holds import Hold, OperationLease
@@ -141,6 +142,31 @@ def status_table(rows: Sequence[ModelStatus], now: datetime) -> Table:
         ]
         table.add_row(*cells, *([note or "-"] if any(notes) else []))
     return table
+
+
+def schedule_table(rows: Sequence[ModelSchedule], now: datetime) -> Table:
+    """Each model's next windows and batch runs, local time beside UTC."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for header in ("model", "kind", "name", "local", "UTC", "provision from / run id"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        for item in row.upcoming:
+            occurrence = item.occurrence
+            table.add_row(
+                row.model,
+                item.kind,
+                item.name,
+                f"{item.local(occurrence.opens)}\n-> {item.local(occurrence.closes)}",
+                f"{moment(occurrence.opens, now)}\n-> {moment(occurrence.closes, now)}",
+                moment(item.provision_from, now) if item.provision_from else item.run_id or "-",
+            )
+    return table
+
+
+def reconciler_lines(rows: Sequence[ModelSchedule], now: datetime) -> list[str]:
+    """What a reconcile tick at `now` would do, a line per model."""
+    at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return [f"{row.model} at {at}: {'; '.join(row.actions())}" for row in rows]
 
 
 def hold_line(hold: Hold, now: datetime) -> str:

@@ -61,3 +61,17 @@ def _duration_or_none(text: str) -> timedelta | None:
         return _DURATION.validate_python(value)
     except ValidationError:
         return None
+
+
+def parse_instant(text: str | datetime) -> datetime:
+    """An ISO 8601 date-time (`schedule --at`), UTC unless it names a zone."""
+    if isinstance(text, datetime):
+        return text
+    try:
+        moment = _MOMENT.validate_python(text.strip())
+    except ValidationError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date-time: use ISO 8601, e.g. 2026-12-01T07:30 (UTC) or "
+            "2026-12-01T08:30+01:00"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

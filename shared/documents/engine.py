@@ -54,7 +54,7 @@ from shared.documents.profiles import (
 )
 from shared.documents.tokens import TokenCounter
 from shared.hosting.deployments import ProvisioningError
-from shared.hosting.holds import KnownState, LedgerRecord
+from shared.hosting.holds import LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
 from shared.inference import (
@@ -89,6 +89,9 @@ class EngineLimits:
     # Backoff of a job parked after a transient failure: base * 2^(attempt-1), at most max.
     retry_base_seconds: float = 15.0
     retry_max_seconds: float = 300.0
+    # How long a job that does not drive its deployment's provisioning parks (it is woken
+    # when the provisioning settles; this is only the backstop if that wake-up is lost).
+    follower_park_seconds: float = 300.0
     throttle_park_seconds: float | None = 10.0
 
 
@@ -124,6 +127,8 @@ class _Wait:
 
     reason: str
     seconds: float
+    # Whether this job took the provisioning step; if not, it waits as a follower.
+    drives: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,9 +179,16 @@ class HoldKeeper(PeriodicRenewal):
     def _renew_hold(self) -> None:
         if self.stopped:
             return
-        if not self._ledger.renew_hold(self._hold_id, self._ttl) and not self.stopped:
-            logger.warning("hold %s had lapsed; placing it again", self._hold_id)
-            self._ledger.place_hold(self._hold_id, "job", self._worker, self._ttl)
+        if not self._ledger.renew_hold(self._hold_id, self._ttl):
+            placed = self._ledger.place_hold_while(
+                self._hold_id,
+                "job",
+                self._worker,
+                self._ttl,
+                still_wanted=lambda: not self.stopped,
+            )
+            if placed is not None:
+                logger.warning("hold %s had lapsed; placed it again", self._hold_id)
         self._jobs.change(self._job_id, self._extend_claim)
 
 
@@ -392,7 +404,13 @@ class DocumentEngine:
             self._teardown_if_idle(worker, hosted, ledger.release_hold(plan.hold_id))
             raise
         if isinstance(step, _Wait):
-            return self._park_for_deployment(plan, step.reason, step.seconds)
+            seconds = step.seconds
+            if not step.drives:
+                # Another job drives the provisioning and every job waiting on the deployment
+                # is woken when it settles: a follower looks again only as a backstop, so a
+                # burst does not resume a hundred jobs at every poll interval.
+                seconds = max(seconds, self._limits.follower_park_seconds)
+            return self._park_for_deployment(plan, step.reason, seconds)
         if isinstance(step, _Throttle):
             # Spread the comeback: every job throttled in this burst was told the same wait.
             delay = step.seconds + random.uniform(0, max(1.0, step.seconds / 10))
@@ -434,22 +452,8 @@ class DocumentEngine:
         except RequestRejected as rejected:  # the readiness probe was refused (a role)
             return self._fail(plan.record, plan.worker, rejected.code, rejected.reason)
         if step.record is None:
-            return _Wait(step.reason, step.wait_seconds)
-        if held.state is not KnownState.READY:
-            self._wake_waiting(step.record, plan.hold_id)
+            return _Wait(step.reason, step.wait_seconds, drives=step.stepped)
         return self._run(plan, step.record)
-
-    def _wake_waiting(self, ready: LedgerRecord, own_hold: str) -> None:
-        """The deployment just became ready: resume now every other job parked for it.
-
-        Their holds in the ledger name them, so they need not each poll until their own
-        resume comes (Knative's activator releases its buffered requests the same way).
-        """
-        now = self._clock()
-        for hold in ready.live_holds(now):
-            if hold.kind == "job" and hold.id != own_hold:
-                job_id = hold.id.removeprefix("job:")
-                self._resumes.schedule(job_id, delay_seconds=0, reason="the deployment is ready")
 
     def _run(self, plan: _Plan, ready: LedgerRecord) -> JobOutcome | _Wait | _Retry | _Throttle:
         record, hosted, worker = plan.record, plan.hosted, plan.worker

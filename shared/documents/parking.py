@@ -12,10 +12,13 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
+
+from shared.hosting.holds import KnownState, LedgerRecord
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,18 @@ class ResumeMessage:
         return cls(data["job_id"], str(data.get("reason", "")))
 
 
+def jobs_to_wake(record: LedgerRecord, *, settled_by: str, now: datetime) -> list[str]:
+    """The jobs parked on a deployment whose provisioning just settled (ready, or failed for
+    good), other than the one that settled it: their live job holds name them. Pure."""
+    if record.state not in (KnownState.READY, KnownState.FAILED):
+        return []
+    return [
+        hold.id.removeprefix("job:")
+        for hold in record.live_holds(now)
+        if hold.kind == "job" and hold.owner != settled_by
+    ]
+
+
 class ResumeQueue:
     """Schedules resumes of parked jobs on the resume queue."""
 
@@ -67,6 +82,17 @@ class ResumeQueue:
 
     def done(self, handle: Any) -> None:
         self._queue.delete_message(handle)
+
+    def wake_waiting(self, record: LedgerRecord, settled_by: str, now: datetime) -> None:
+        """Resume now every job parked on `record`'s deployment (it is ready, or failed):
+        those that waited as followers were parked long, counting on this (Knative's
+        activator releases its buffered requests the same way)."""
+        woken = jobs_to_wake(record, settled_by=settled_by, now=now)
+        reason = f"the deployment is {record.state.value}"
+        for job_id in woken:
+            self.schedule(job_id, delay_seconds=0, reason=reason)
+        if woken:
+            logger.info("woke %d job(s) waiting for %s: %s", len(woken), record.deployment, reason)
 
     def schedule(self, job_id: str, *, delay_seconds: float, reason: str) -> None:
         delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)

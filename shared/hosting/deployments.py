@@ -230,6 +230,13 @@ class AzureDeployments:
                 polling=PatientArmPolling(self._polling_interval),
             )
 
+    def start_delete(self, name: str) -> None:
+        """Send the delete and return: Azure finishes it on its own, and nobody polls it."""
+        with self._refusals_named(f"delete deployment {name!r}"):
+            self._client.deployments.begin_delete(
+                self._resource_group, self._account, name, polling=False
+            )
+
     def _create_polling(self) -> PatientArmPolling:
         # The same final-state rule the SDK uses for this operation.
         return PatientArmPolling(

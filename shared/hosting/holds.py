@@ -152,8 +152,14 @@ class TeardownDecision:
 
 
 def idle_since(record: LedgerRecord) -> datetime | None:
-    """When the deployment last had a reason to live: the later of ready and last release."""
+    """When the deployment last had a reason to live: the later of ready, the last release,
+    and the expiry of any hold still listed.
+
+    A hold that simply expired (a window whose reconciler stopped ticking, a crashed job) was
+    never released; counting its expiry means the idle grace runs from its end all the same.
+    """
     moments = [m for m in (record.last_hold_released, record.ready_since) if m is not None]
+    moments.extend(hold.expires for hold in record.holds)
     return max(moments) if moments else None
 
 
@@ -248,6 +254,8 @@ def finish_lease(
         "state_changed": now,
         "last_error": error,
         "waiting_for": None,
+        # Whatever ended the operation, the next step reads Azure's state afresh.
+        "succeeded_at": None,
     }
     if state is KnownState.READY:
         update["ready_since"] = now

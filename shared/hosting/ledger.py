@@ -61,12 +61,34 @@ class HoldLedger:
     # --- holds --------------------------------------------------------------------------
 
     def place_hold(self, hold_id: str, kind: HoldKind, owner: str, ttl: timedelta) -> LedgerRecord:
+        record = self.place_hold_while(hold_id, kind, owner, ttl, still_wanted=lambda: True)
+        assert record is not None
+        return record
+
+    def place_hold_while(
+        self,
+        hold_id: str,
+        kind: HoldKind,
+        owner: str,
+        ttl: timedelta,
+        *,
+        still_wanted: Callable[[], bool],
+    ) -> LedgerRecord | None:
+        """Place a hold unless `still_wanted()` is false when the write is decided.
+
+        The condition is asked again on every compare-and-swap attempt: a renewal racing its
+        owner's release either lands first (and the release removes it) or is refused by the
+        ETag, re-asked, and sees that the work has ended. None when nothing was written.
+        """
         record = self.change(
-            lambda r: place_hold(
-                r, hold_id=hold_id, kind=kind, owner=owner, now=self.now(), ttl=ttl
+            lambda r: (
+                place_hold(r, hold_id=hold_id, kind=kind, owner=owner, now=self.now(), ttl=ttl)
+                if still_wanted()
+                else None
             )
         )
-        assert record is not None
+        if record is None:
+            return None
         logger.info(
             "hold %s (%s, %s) placed on %s for %s", hold_id, kind, owner, self.deployment, ttl
         )

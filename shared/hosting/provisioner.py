@@ -13,6 +13,7 @@ poller. Every wait is bounded by a deadline; failures are recorded in the ledger
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -117,6 +118,9 @@ class Readiness:
     record: LedgerRecord | None
     wait_seconds: float = 0.0
     reason: str = ""
+    # Whether this caller took the step (read Azure, sent a create, probed): the one waiter
+    # that drives the provisioning looks again at `wait_seconds`; the others need not.
+    stepped: bool = False
 
     @property
     def ready(self) -> bool:
@@ -175,10 +179,12 @@ class DeploymentProvisioner:
         chat: ChatClient,
         timings: ProvisioningTimings,
         room: AccountRoom | None = None,
+        on_settled: Callable[[LedgerRecord, str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.spec = spec
+        self._on_settled = on_settled
         self.ledger = ledger
         self._deployments = deployments
         self._chat = chat
@@ -246,16 +252,22 @@ class DeploymentProvisioner:
             return self._wait(current, now, f"deployment {self.spec.name!r}: another step runs")
         with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
             try:
-                return self._step(owner, taken)
+                step = self._step(owner, taken)
             except ProvisioningError as error:
                 state = KnownState.UNKNOWN if error.retryable else KnownState.FAILED
-                self.ledger.finish_lease(owner, state, error.reason)
+                finished = self.ledger.finish_lease(owner, state, error.reason)
+                if not error.retryable and self._on_settled is not None:
+                    self._on_settled(finished, owner)
                 raise
             except Exception as error:
                 self.ledger.finish_lease(
                     owner, KnownState.UNKNOWN, f"{type(error).__name__}: {error}"
                 )
                 raise
+        if step.record is not None and self._on_settled is not None:
+            # Whoever made it ready (a job, a schedule, the operator) wakes what waits for it.
+            self._on_settled(step.record, owner)
+        return dataclasses.replace(step, stepped=True)
 
     def ensure_ready(
         self,
@@ -299,6 +311,11 @@ class DeploymentProvisioner:
 
     def _step(self, owner: str, record: LedgerRecord) -> Readiness:
         now = self.ledger.now()
+        if record.succeeded_at is not None:
+            # Azure already said Succeeded for this provisioning: what is left is the endpoint's
+            # warm-up, which only the data plane can tell, so no management call is spent on it
+            # (a deployment that vanishes meanwhile ends in the readiness timeout and a re-read).
+            return self._probe(owner, record, now)
         try:
             snapshot = self._deployments.get(self.spec.name)
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
@@ -457,14 +474,20 @@ class DeploymentProvisioner:
         snapshot: DeploymentSnapshot | None = None,
         max_lifetime: timedelta | None = None,
         known: LedgerRecord | None = None,
+        follow: bool = False,
     ) -> TeardownOutcome:
         """Delete the deployment if no live hold needs it and its idle grace has passed.
 
         `known` is a ledger record the caller has just written; the decision to delete is
-        re-checked on a fresh read inside the lease's compare-and-swap either way.
+        re-checked on a fresh read inside the lease's compare-and-swap either way. Unless
+        `follow`, the delete is sent and not waited for: Azure finishes it on its own (the
+        ledger says `deleting`), and a later step that needs the deployment reads its state
+        like any other transition, so no invocation polls the operation.
         """
         record = known if known is not None else self.ledger.read()
         exists = snapshot.exists if snapshot is not None else record.state is not KnownState.ABSENT
+        if snapshot is not None and snapshot.provisioning_state == "Deleting":
+            return TeardownOutcome(False, "already being deleted", "absent")
         created_at = snapshot.created_at if snapshot is not None else None
 
         def due(current: LedgerRecord) -> bool:
@@ -493,7 +516,7 @@ class DeploymentProvisioner:
         if taken is None:
             return TeardownOutcome(False, "a hold or another operation appeared first", "raced")
         with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
-            return self._delete_under_lease(owner, due, decision.reason, snapshot)
+            return self._delete_under_lease(owner, due, decision.reason, snapshot, follow=follow)
 
     def delete_now(self, owner: str, *, force: bool = False) -> TeardownOutcome:
         """Delete the deployment now, without waiting for its idle grace (the operator's `down`).
@@ -507,7 +530,9 @@ class DeploymentProvisioner:
         """
         snapshot = self._deployments.get(self.spec.name)
         if not force:
-            return self.teardown_if_idle(owner, idle_grace=timedelta(0), snapshot=snapshot)
+            return self.teardown_if_idle(
+                owner, idle_grace=timedelta(0), snapshot=snapshot, follow=True
+            )
         if not snapshot.exists:
             return TeardownOutcome(False, "deployment does not exist", "absent")
         held = self.ledger.read().live_holds(self.ledger.now())
@@ -526,7 +551,9 @@ class DeploymentProvisioner:
                 ", ".join(f"{h.kind}:{h.owner}" for h in held),
             )
         with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
-            return self._delete_under_lease(owner, lambda _record: True, reason, snapshot)
+            return self._delete_under_lease(
+                owner, lambda _record: True, reason, snapshot, follow=True
+            )
 
     def _delete_under_lease(
         self,
@@ -534,6 +561,8 @@ class DeploymentProvisioner:
         due: Callable[[LedgerRecord], bool],
         reason: str,
         snapshot: DeploymentSnapshot | None,
+        *,
+        follow: bool,
     ) -> TeardownOutcome:
         try:
             # The reaper's list is seconds old and carries the tags; the fast path must look.
@@ -561,6 +590,11 @@ class DeploymentProvisioner:
                 self.ledger.finish_lease(owner, state)
                 return TeardownOutcome(False, "a hold arrived before the delete started", "held")
             logger.info("deleting deployment %s: %s", self.spec.name, reason)
+            if not follow:
+                self._deployments.start_delete(self.spec.name)
+                self.ledger.finish_lease(owner, KnownState.DELETING)
+                logger.info("delete of %s sent (%s)", self.spec.name, reason)
+                return TeardownOutcome(True, reason)
             poller = self._deployments.begin_delete(self.spec.name)
             poller.result(timeout=self._timings.delete_timeout)
             if not poller.done():

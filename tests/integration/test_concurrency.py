@@ -14,6 +14,7 @@ from scripts.azurite import RunningAzurite
 from shared.composition import build_services
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
+from tests.integration.azure_state import deployment_gone
 from tests.integration.conftest import local_app_settings
 from tests.integration.drive import process_to_end
 from tests.integration.outputs import current_outputs
@@ -80,6 +81,6 @@ def test_forty_documents_from_four_processes_share_one_deployment(
         if any(report.deleted for report in services.reaper.run("reaper:test")):
             break
         time.sleep(0.1)
-    assert not services.deployments.get(name).exists
+    assert deployment_gone(services, name)
     assert billing["deployments"][0]["deleted"] is None  # it was still up when measured
     assert sim.admin.billing()["deployments"][0]["deleted"] is not None

@@ -15,6 +15,7 @@ from shared.composition import build_services
 from shared.documents.jobs import job_id_for
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
+from tests.integration.azure_state import deployment_gone
 from tests.integration.conftest import local_app_settings
 from tests.integration.drive import drive, process_to_end
 from tests.integration.outputs import current_outputs
@@ -63,9 +64,12 @@ def test_a_killed_job_is_reaped_and_finished_once_by_the_sweeper(
     assert [h.id for h in services.model().ledger.read().holds] == [f"job:{job_id}"]
     # While the dead job's hold is live, the reaper keeps the deployment.
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [False]
+    lists = sim.admin.stats()["management"]["LIST"]
+    assert services.reaper.run("reaper:test") == [], "held: the pass reads the ledger only"
+    assert sim.admin.stats()["management"]["LIST"] == lists, "no management call while held"
     time.sleep(2.2)
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]
-    assert not services.deployments.get(name).exists
+    assert deployment_gone(services, name)
 
     # The host delivers nothing more: the sweeper finds the job whose claim expired.
     report = services.sweeper.run()

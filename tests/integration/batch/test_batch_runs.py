@@ -154,8 +154,8 @@ def test_the_deadline_lists_what_is_left_and_leaves_it_in_place(
     # Capacity 2 at 120x: about 24 documents a second, so 120 need five; the deadline comes
     # after the 3 s provisioning and about a second of work.
     deadline = datetime.now(UTC) + timedelta(seconds=4.5)
-    run = services.batch_starter.start("default", "late-1", "late/", "late-out/", deadline)
-    again = services.batch_starter.start("default", "late-1", "late/", "late-out/", deadline)
+    run = services.batches.start("default", "late-1", "late/", "late-out/", deadline)
+    again = services.batches.start("default", "late-1", "late/", "late-out/", deadline)
     assert again.created == run.created, "the same run id is started once"
     ended = drive_batches(services, run.run_id, timeout=60)
     assert ended.status == "deadline_reached"
@@ -182,7 +182,7 @@ def test_an_ad_hoc_document_during_a_batch_rides_its_deployment(
     services = batch_services(make_services, sim)
     batch_in = services.blob_service.get_container_client(services.settings.batch_container)
     upload_documents(batch_in, "busy/", 100)
-    run = services.batch_starter.start("default", "busy-1", "busy/", "busy-out/", None)
+    run = services.batches.start("default", "busy-1", "busy/", "busy-out/", None)
     errors: list[BaseException] = []
     driver = threading.Thread(
         target=lambda: _collect(errors, lambda: drive_batches(services, run.run_id, timeout=90))

@@ -254,7 +254,7 @@ def test_waiting_past_the_timeout_exits_4_and_the_job_goes_on(setup: Any, tmp_pa
     ("args", "says"),
     [
         (["frobnicate"], "No such command 'frobnicate'"),
-        ([], "missing command; the commands are: status, up, down, submit, jobs, job"),
+        ([], "missing command; the commands are: status, schedule, up, down, submit, jobs, job"),
         (["up", "nosuch"], "unknown hosted model 'nosuch'; the hosted models are: default"),
         (["down", "nosuch"], "unknown hosted model 'nosuch'; the hosted models are: default"),
         (["up", "default", "--for", "soon"], "'soon' is not a duration"),

@@ -20,6 +20,7 @@ from shared.composition import AppServices
 from shared.hosting.holds import KnownState
 from shared.inference import ChatRequest, InferenceUnavailable
 from simulator.process import RunningSimulator
+from tests.integration.azure_state import deployment_gone
 from tests.integration.conftest import ServicesFactory
 from tests.integration.drive import drive, process_to_end
 from tests.integration.outputs import current_outputs
@@ -81,7 +82,12 @@ def test_cold_document_provisions_once_writes_result_and_tears_down(
         "succeeded",
     ]
     assert creates(sim) == 1
-    assert not deployment_exists(services), "idle grace 0 deletes after the last hold"
+    assert deployment_gone(services, services.settings.deployment_name), (
+        "idle grace 0 deletes after the last hold"
+    )
+    # The delete was sent, not followed; the reaper's next look at the account confirms it.
+    assert services.model().ledger.read().state is KnownState.DELETING
+    services.reaper.run("reaper:test")
     assert services.model().ledger.read().state is KnownState.ABSENT
 
 
@@ -282,7 +288,9 @@ def test_model_refusal_leaves_an_error_record(
     error = output_json(services, "bad.txt.error.json")["error"]
     assert error["code"] == "model_refused"
     assert "content filter" in error["reason"]
-    assert not deployment_exists(services), "a failed job still releases its hold"
+    assert deployment_gone(services, services.settings.deployment_name), (
+        "a failed job still releases its hold"
+    )
 
 
 def test_unowned_deployment_is_used_but_never_deleted(
@@ -313,7 +321,7 @@ def test_reaper_deletes_after_the_idle_grace(
     assert [(r.deployment, r.deleted) for r in reports] == [
         (services.settings.deployment_name, True)
     ]
-    assert not deployment_exists(services)
+    assert deployment_gone(services, services.settings.deployment_name)
 
 
 def test_a_cold_document_parks_instead_of_waiting_and_finishes_when_resumed(
@@ -352,7 +360,7 @@ def test_waiting_past_the_provision_timeout_fails_with_a_record(
     ledger = impatient.model().ledger
     assert ledger.read().live_holds(ledger.now()) == ()
     # Nothing needs the deployment any more: it is not left to bill (no idle grace here).
-    assert not deployment_exists(impatient)
+    assert deployment_gone(impatient, impatient.settings.deployment_name)
     patient = make_services(PROVISION_TIMEOUT_SECONDS=30)
     assert process(patient, "other.txt", b"more text").status == "succeeded"
 
@@ -379,7 +387,7 @@ def test_recreate_cooldown_is_waited_out_not_counted_as_a_failed_create(
     sim.admin.configure(recreate_cooldown_seconds=600)  # a real second after each delete
     services = make_services(CREATE_ATTEMPTS=1)
     assert process(services, "one.txt", b"first").status == "succeeded"
-    assert not deployment_exists(services)
+    assert deployment_gone(services, services.settings.deployment_name)
     assert process(services, "two.txt", b"second").status == "succeeded"
     assert creates(sim) == 2
     assert sim.admin.stats()["management"]["PUT"] > 2, "the name was refused at least once"

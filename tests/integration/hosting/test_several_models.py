@@ -24,6 +24,7 @@ from shared.composition import AppServices
 from shared.documents.jobs import job_id_for
 from shared.documents.submissions import Submission, SubmissionInvalid
 from simulator.process import RunningSimulator
+from tests.integration.azure_state import deployment_gone
 from tests.integration.conftest import ServicesFactory
 from tests.integration.drive import drive, process_to_end
 
@@ -155,14 +156,14 @@ def test_two_models_at_once_get_two_deployments_each_torn_down_on_its_own_schedu
         [services.model("contracts").spec.name, services.model("reviews").spec.name]
     ), "one deployment per model, shared by its documents"
     # contracts has no idle grace: its last job deleted it; reviews waits out 2 s of grace.
-    assert not exists(services, "contracts")
+    assert deployment_gone(services, services.model("contracts").spec.name)
     assert exists(services, "reviews")
     reports = {r.deployment: r.deleted for r in services.reaper.run("reaper:test")}
     assert reports == {services.model("reviews").spec.name: False}
     time.sleep(2.2)
     reports = {r.deployment: r.deleted for r in services.reaper.run("reaper:test")}
     assert reports == {services.model("reviews").spec.name: True}
-    assert not exists(services, "reviews")
+    assert deployment_gone(services, services.model("reviews").spec.name)
 
 
 def test_no_room_on_the_account_waits_saying_why_then_proceeds_when_room_appears(
@@ -211,7 +212,7 @@ def test_this_apps_idle_deployment_is_torn_down_early_to_make_room(
     assert exists(services, "contracts"), "kept for its idle grace of 600 s"
     # No hold needs the contracts deployment, so the reviews document need not wait 600 s.
     assert process(services, "reviews/b.txt", b"two").status == "succeeded"
-    assert not exists(services, "contracts")
+    assert deployment_gone(services, services.model("contracts").spec.name)
     assert exists(services, "reviews")
 
 
@@ -248,7 +249,7 @@ def test_a_deployment_under_a_live_hold_is_never_deleted_to_make_room(
         # The hold lapses after 3 s; then the idle contracts deployment makes way.
         outcome = future.result(timeout=30)
     assert outcome.status == "succeeded"
-    assert not exists(services, "contracts")
+    assert deployment_gone(services, services.model("contracts").spec.name)
 
 
 def test_a_create_refused_for_the_limit_waits_instead_of_failing(
