@@ -7,7 +7,6 @@ so a window of an hour is crossed without waiting for it; only the simulator's p
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -232,7 +231,7 @@ class RecordingStarter:
 
 
 def test_a_due_batch_is_started_under_its_run_id_on_every_tick_until_its_deadline(
-    app_settings: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    app_settings: dict[str, str], tmp_path: Path
 ) -> None:
     clock = ShiftedClock()
     starts = (clock() - timedelta(minutes=1)).replace(microsecond=0)
@@ -268,13 +267,17 @@ output_prefix = "batches/out/"
         reconciler.run("schedules:c")
         assert len(starter.calls) == 2, "not due past its deadline"
 
-        # Not wired (the composition root's default until shared/batch/ is): said, not hidden.
+        # The composition root wires the batch runner in: the due run is recorded once, however
+        # many ticks ask, and its first slice is queued.
         clock.offset = timedelta(0)
-        with caplog.at_level(logging.WARNING, logger="shared.schedules.flows"):
-            report = services.schedules.run("schedules:d")
-        assert report.models[0].batches_started == ()
-        assert f"batch run(s) {run_id} of contracts are due, but batch running is not wired" in (
-            caplog.text
-        )
+        report = services.schedules.run("schedules:d")
+        assert report.models[0].batches_started == (run_id,)
+        services.schedules.run("schedules:e")
+        run = services.batches.runs.get(run_id)
+        assert run is not None and run.status == "pending" and run.model == "contracts"
+        assert (run.input_prefix, run.output_prefix) == ("batches/in/", "batches/out/")
+        assert run.deadline == starts + timedelta(minutes=30)
+        queued = services.batch_queue.take_visible()
+        assert [message.run_id for message, _ in queued] == [run_id], "queued once"
     finally:
         services.blob_service.close()
