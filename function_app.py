@@ -124,6 +124,15 @@ def continue_batch(message: func.QueueMessage) -> None:
     logger.info("batch %s: %s (%s)", continued.run_id, outcome.run.status, outcome.note)
 
 
+@app.function_name("sweep_stalled_batches")
+@app.timer_trigger(schedule="%REAPER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def sweep_stalled_batches(timer: func.TimerRequest) -> None:
+    """Make sure every batch run that is not final has a next slice coming."""
+    resumed = get_services().batches.sweep_stalled()
+    if resumed:
+        logger.warning("sweeper queued %d stalled batch run(s): %s", len(resumed), resumed)
+
+
 @app.function_name("sweep_stalled_jobs")
 @app.timer_trigger(schedule="%REAPER_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def sweep_stalled_jobs(timer: func.TimerRequest) -> None:

@@ -380,6 +380,7 @@ def build_services(
             minute_seconds=settings.rate_limit_minute_seconds,
             not_found_retry_seconds=settings.not_found_retry_seconds,
             retry_seconds=settings.management_poll_seconds,
+            sweep_grace_seconds=settings.sweep_grace_seconds,
         ),
         default_profile=settings.default_profile,
         clock=clock,

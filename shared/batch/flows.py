@@ -45,6 +45,7 @@ from shared.batch.models import (
     page_done,
     release_claim,
     run_view,
+    stalled_run_reason,
     summary_of,
 )
 from shared.batch.pacing import RatePacer, budget_for
@@ -85,6 +86,8 @@ class BatchTimings:
     not_found_retry_seconds: float = 60.0
     # How long to wait after a transient provisioning failure or a vanished deployment.
     retry_seconds: float = 15.0
+    # How late a run's next slice may be before the sweeper queues one again.
+    sweep_grace_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -280,9 +283,51 @@ class BatchRunner:
                 hosted.ledger.place_hold(
                     claimed.hold_id, "batch", worker, timedelta(seconds=outcome.hold_seconds)
                 )
-            if outcome.continue_in is not None and schedule_next and not outcome.run.final:
-                self._queue.schedule(run_id, delay_seconds=outcome.continue_in, reason=outcome.note)
+            if outcome.continue_in is not None and not outcome.run.final:
+                due = self.clock() + timedelta(seconds=outcome.continue_in)
+                self.runs.change(
+                    run_id,
+                    lambda r: (
+                        r.model_copy(update={"next_slice_at": due})
+                        if r.worker is None and not r.final
+                        else None
+                    ),
+                )
+                if schedule_next:
+                    self._queue.schedule(
+                        run_id, delay_seconds=outcome.continue_in, reason=outcome.note
+                    )
             return outcome
+
+    def sweep_stalled(self) -> list[str]:
+        """Queue a continuation for every open run that lost its own (its worker died, its
+        message was lost or its first one never sent); close the markers of finished runs.
+
+        A duplicate continuation is harmless: the run's claim lets one slice run at a time.
+        """
+        resumed: list[str] = []
+        grace = timedelta(seconds=self.timings.sweep_grace_seconds)
+        for run_id in self.runs.open_run_ids():
+            run = self.runs.get(run_id)
+            if run is None or run.final:
+                self.runs.mark_closed(run_id)
+                continue
+            now = self.clock()
+            reason = stalled_run_reason(run, now, grace)
+            if reason is None:
+                continue
+            logger.warning("batch %s is stalled (%s); queueing a continuation", run_id, reason)
+            self.runs.change(
+                run_id,
+                lambda r, due=now: (
+                    r.model_copy(update={"next_slice_at": due})
+                    if not r.final and r.worker is None
+                    else None
+                ),
+            )
+            self._queue.schedule(run_id, delay_seconds=0, reason=f"sweeper: {reason}")
+            resumed.append(run_id)
+        return resumed
 
     def _not_ours(self, run_id: str) -> SliceOutcome:
         """Another worker holds the run. Nothing is queued: the holder's own message comes
@@ -516,6 +561,7 @@ class BatchRunner:
 
     def _release(self, run: BatchRun, hosted: HostedDeployment, worker: str) -> None:
         released = hosted.ledger.release_hold(run.hold_id)
+        self.runs.mark_closed(run.run_id)
         try:
             teardown = hosted.provisioner.teardown_if_idle(
                 worker, idle_grace=hosted.idle_grace, known=released

@@ -79,6 +79,9 @@ class BatchRun(BaseModel):
     # The worker running the run now, and until when its claim holds without renewal.
     worker: str | None = None
     worker_expires: datetime | None = None
+    # When the next slice is due (its queue message, or the operator's command coming back):
+    # a run not claimed by then, plus a grace, has lost its continuation and is re-queued.
+    next_slice_at: datetime | None = None
     error: str | None = None
     left_count: int | None = None
     left_blob: str | None = None
@@ -123,6 +126,7 @@ def new_run(
         output_prefix=output_prefix,
         deadline=deadline,
         created=now,
+        next_slice_at=now,
     )
 
 
@@ -138,8 +142,28 @@ def claim_run(run: BatchRun, *, worker: str, now: datetime, ttl: timedelta) -> B
     ):
         return None
     return run.model_copy(
-        update={"worker": worker, "worker_expires": now + ttl, "slices": run.slices + 1}
+        update={
+            "worker": worker,
+            "worker_expires": now + ttl,
+            "slices": run.slices + 1,
+            "next_slice_at": None,
+        }
     )
+
+
+def stalled_run_reason(run: BatchRun, now: datetime, grace: timedelta) -> str | None:
+    """Why a run that is not final needs a continuation queued now, or None. Pure."""
+    if run.final:
+        return None
+    if run.worker is not None:
+        if run.worker_expires is not None and run.worker_expires + grace <= now:
+            return f"its worker {run.worker} stopped renewing its claim"
+        return None
+    if run.next_slice_at is None:
+        return "no next slice is scheduled"
+    if run.next_slice_at + grace <= now:
+        return f"its next slice, due {run.next_slice_at:%H:%M:%S}, never came"
+    return None
 
 
 def extend_claim(run: BatchRun, *, worker: str, now: datetime, ttl: timedelta) -> BatchRun | None:

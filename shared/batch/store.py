@@ -139,6 +139,10 @@ class OutcomeIndex:
         return loaded
 
 
+# One empty blob per run that is not final, for the sweeper.
+OPEN_PREFIX = "open/"
+
+
 class RunStore:
     """Run records, summaries and leftover lists in the runs container."""
 
@@ -155,8 +159,19 @@ class RunStore:
         return record
 
     def create(self, run: BatchRun) -> bool:
-        """Store a new run; False when the run id exists already (a second start)."""
+        """Store a new run and mark it open; False when the run id exists already."""
+        # The marker first: a run whose record exists is always found by the sweeper.
+        self._container.upload_blob(f"{OPEN_PREFIX}{run.run_id}", b"", overwrite=True)
         return self.records.create(self.state_name(run.run_id), run)
+
+    def open_run_ids(self) -> Iterator[str]:
+        """Runs not known to be final (one marker each, so a pass never reads closed runs)."""
+        for blob in self._container.list_blobs(name_starts_with=OPEN_PREFIX):
+            yield blob.name.removeprefix(OPEN_PREFIX)
+
+    def mark_closed(self, run_id: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self._container.delete_blob(f"{OPEN_PREFIX}{run_id}")
 
     def change(self, run_id: str, change: Any) -> BatchRun | None:
         return self.records.update(

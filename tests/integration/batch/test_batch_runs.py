@@ -44,6 +44,7 @@ BATCH_SETTINGS = {
     "PROCESSING_PROFILES": BATCH_PROFILES,
     "DEPLOYMENT_CAPACITY": str(CAPACITY),
     "RATE_LIMIT_MINUTE_SECONDS": str(60 / TIME_SCALE),
+    "SWEEP_GRACE_SECONDS": "0.5",
 }
 
 
@@ -91,11 +92,13 @@ def test_a_killed_batch_resumes_through_faults_with_one_outcome_per_document(
     killed_at = count_outcomes(services, "out/")
     assert killed_at < DOCUMENTS, "killed mid-run"
 
-    # 2. Resumed here through the batch queue, as the continue_batch trigger does, once the
-    # dead process's claim has lapsed (a continuation meeting a live claim leaves it alone).
+    # 2. Nothing is queued for the killed run (the command drove it itself): the sweeper
+    # finds it once the dead process's claim has lapsed, and queues its next slice, which is
+    # played here as the continue_batch trigger does.
     dead = services.batches.runs.get(run_id)
-    assert dead is not None and not dead.final
-    services.batch_queue.schedule(run_id, delay_seconds=3.5, reason="resumed after a kill")
+    assert dead is not None and not dead.final and dead.worker is not None
+    assert services.batches.sweep_stalled() == [], "the dead worker's claim is still live"
+    wait_for(lambda: services.batches.sweep_stalled() == [run_id], 10, "the sweeper")
     errors: list[BaseException] = []
     finished = threading.Event()
 

@@ -14,6 +14,8 @@ from shared.batch.models import (
     new_run,
     page_done,
     parse_deadline,
+    release_claim,
+    stalled_run_reason,
     summary_of,
 )
 
@@ -108,3 +110,30 @@ def test_the_summary_counts_hosting_from_when_the_batch_needed_the_deployment() 
         "left_at_deadline": 5,
     }
     assert summary["left"]["count"] == 5 and summary["left"]["first"] == ["contracts/x.txt"]
+
+
+def test_a_new_run_is_due_at_once_and_stalled_only_after_the_grace() -> None:
+    fresh = run()
+    grace = timedelta(seconds=60)
+    assert stalled_run_reason(fresh, NOW, grace) is None
+    reason = stalled_run_reason(fresh, NOW + grace, grace)
+    assert reason is not None and "never came" in reason
+
+
+def test_a_claimed_run_is_stalled_only_when_its_worker_stops_renewing() -> None:
+    claimed = claim_run(run(), worker="w1", now=NOW, ttl=TTL)
+    assert claimed is not None and claimed.next_slice_at is None
+    grace = timedelta(seconds=5)
+    assert stalled_run_reason(claimed, NOW + TTL, grace) is None
+    reason = stalled_run_reason(claimed, NOW + TTL + grace, grace)
+    assert reason is not None and "w1" in reason
+
+
+def test_a_released_run_without_a_next_slice_is_stalled_and_a_final_one_never() -> None:
+    claimed = claim_run(run(), worker="w1", now=NOW, ttl=TTL)
+    assert claimed is not None
+    released = release_claim(claimed, worker="w1")
+    assert released is not None
+    assert stalled_run_reason(released, NOW, timedelta(0)) == "no next slice is scheduled"
+    finished = released.model_copy(update={"status": "succeeded"})
+    assert stalled_run_reason(finished, NOW + timedelta(days=1), timedelta(0)) is None
