@@ -22,7 +22,7 @@ from typing import Any, Literal
 from shared.batch.models import RunCounters
 from shared.batch.pacing import PacingDeadline, RatePacer
 from shared.batch.store import InputListing, OutcomeIndex, WaitingDocument
-from shared.documents.answering import AnswerContext, answer_document
+from shared.documents.answering import AnswerContext, answer_document, failure_record, usage_of
 from shared.documents.decoding import DocumentRejected, decode_document
 from shared.documents.outcomes import OutcomeKind, OutcomeStore, VersionStamp
 from shared.documents.planning import ModelAnswerInvalid, plan_document
@@ -235,14 +235,8 @@ class DocumentProcessor:
             return self._fail(document, output_name, context, rejected.code, rejected.reason)
         except DeploymentNotServing:
             return "not_serving"
-        except ModelRefusal as refusal:
-            return self._fail(document, output_name, context, "model_refused", refusal.reason)
-        except RequestRejected as rejected:
-            return self._fail(document, output_name, context, rejected.code, rejected.reason)
-        except ModelAnswerInvalid as invalid:
-            return self._fail(document, output_name, context, "invalid_model_answer", str(invalid))
-        except ProfileConfigError as misconfigured:
-            return self._fail(document, output_name, context, "profile_config", str(misconfigured))
+        except (ModelRefusal, RequestRejected, ModelAnswerInvalid, ProfileConfigError) as failure:
+            return self._fail(document, output_name, context, *failure_record(failure))
         self._write(
             document,
             output_name,
@@ -259,11 +253,7 @@ class DocumentProcessor:
                     "deployment": context.deployment,
                     "model": results[-1].model if results else None,
                     "requests": len(results),
-                    "usage": {
-                        "prompt_tokens": sum(r.prompt_tokens for r in results),
-                        "completion_tokens": sum(r.completion_tokens for r in results),
-                        "total_tokens": sum(r.prompt_tokens + r.completion_tokens for r in results),
-                    },
+                    "usage": usage_of(results),
                     "token_counting": self._counter.method,
                     "inference_seconds": round(self._monotonic() - started, 3),
                     "completed_at": self._clock().isoformat(),

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.documents.planning import parse_answer, run_combine
-from shared.documents.profiles import ProcessingProfile
+from shared.documents.planning import ModelAnswerInvalid, parse_answer, run_combine
+from shared.documents.profiles import ProcessingProfile, ProfileConfigError
 from shared.documents.tokens import TokenCounter
-from shared.inference import ChatRequest, ChatResult
+from shared.inference import ChatRequest, ChatResult, ModelRefusal, RequestRejected
+
+# What answering can raise that no retry mends: the document gets an error record.
+AnswerFailure = ModelRefusal | RequestRejected | ModelAnswerInvalid | ProfileConfigError
 
 
 class ChatCompleter(Protocol):
@@ -94,3 +97,25 @@ def readiness_window_end(
         return None
     left = window_seconds - (now - ready_since).total_seconds()
     return monotonic_now + left if left > 0 else None
+
+
+def failure_record(failure: AnswerFailure) -> tuple[str, str]:
+    """The error record's code and reason for an answer that failed for good."""
+    if isinstance(failure, RequestRejected):
+        return failure.code, failure.reason
+    if isinstance(failure, ModelRefusal):
+        return "model_refused", failure.reason
+    if isinstance(failure, ModelAnswerInvalid):
+        return "invalid_model_answer", str(failure)
+    return "profile_config", str(failure)
+
+
+def usage_of(results: Sequence[ChatResult]) -> dict[str, int]:
+    """The tokens a document's requests used, for its result's provenance."""
+    prompt = sum(r.prompt_tokens for r in results)
+    completion = sum(r.completion_tokens for r in results)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }

@@ -29,7 +29,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.catalog import Catalog
-from shared.documents.answering import AnswerContext, answer_document, readiness_window_end
+from shared.documents.answering import (
+    AnswerContext,
+    answer_document,
+    failure_record,
+    readiness_window_end,
+    usage_of,
+)
 from shared.documents.decoding import DocumentRejected, decode_document
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import (
@@ -489,14 +495,8 @@ class DocumentEngine:
                 f"deployment {hosted.spec.name!r} stopped serving; it is being checked",
                 self._limits.retry_base_seconds,
             )
-        except ModelRefusal as refusal:
-            return self._fail(record, worker, "model_refused", refusal.reason)
-        except RequestRejected as rejected:
-            return self._fail(record, worker, rejected.code, rejected.reason)
-        except ModelAnswerInvalid as invalid:
-            return self._fail(record, worker, "invalid_model_answer", str(invalid))
-        except ProfileConfigError as misconfigured:
-            return self._fail(record, worker, "profile_config", str(misconfigured))
+        except (ModelRefusal, RequestRejected, ModelAnswerInvalid, ProfileConfigError) as failure:
+            return self._fail(record, worker, *failure_record(failure))
         except InferenceUnavailable as error:
             return _Retry("inference_unavailable", str(error))
         except Throttled as throttled:
@@ -616,11 +616,7 @@ class DocumentEngine:
                 "deployment": hosted.chat.deployment,
                 "model": results[-1].model if results else None,
                 "requests": len(results),
-                "usage": {
-                    "prompt_tokens": sum(r.prompt_tokens for r in results),
-                    "completion_tokens": sum(r.completion_tokens for r in results),
-                    "total_tokens": sum(r.prompt_tokens + r.completion_tokens for r in results),
-                },
+                "usage": usage_of(results),
                 "token_counting": self._counter.method,
                 "wait_for_deployment_seconds": round(waited, 3),
                 "inference_seconds": round(inference, 3),
