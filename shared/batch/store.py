@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
-from azure.storage.queue import QueueClient
 
 from shared.batch.models import BatchRun
 from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
-from shared.documents.parking import MAX_VISIBILITY_SECONDS
+from shared.queues import DelayedWorkQueue, decode_work_item, encode_work_item
 from shared.storage import JsonBlobStore
 
 logger = logging.getLogger(__name__)
@@ -239,33 +238,19 @@ class ContinueMessage:
     reason: str
 
     def encode(self) -> str:
-        return json.dumps({"run_id": self.run_id, "reason": self.reason})
+        return encode_work_item("run_id", self.run_id, self.reason)
 
     @classmethod
     def decode(cls, body: str) -> ContinueMessage:
         """Parse a message body; ValueError says what is wrong with it."""
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"a batch message must be JSON, got {body[:80]!r}") from error
-        if not isinstance(data, dict) or not isinstance(data.get("run_id"), str):
-            raise ValueError(f'a batch message must be {{"run_id": ...}}, got {body[:80]!r}')
-        return cls(data["run_id"], str(data.get("reason", "")))
+        return cls(*decode_work_item(body, key="run_id", what="batch"))
 
 
-class BatchQueue:
+class BatchQueue(DelayedWorkQueue):
     """Continuations of batch runs on the batch queue (`continue_batch` trigger)."""
 
-    def __init__(self, queue: QueueClient) -> None:
-        self._queue = queue
-
-    def ensure_exists(self) -> None:
-        with contextlib.suppress(ResourceExistsError):
-            self._queue.create_queue()
-
     def schedule(self, run_id: str, *, delay_seconds: float, reason: str) -> None:
-        delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)
-        self._queue.send_message(ContinueMessage(run_id, reason).encode(), visibility_timeout=delay)
+        delay = self.send_later(ContinueMessage(run_id, reason).encode(), delay_seconds)
         logger.info("batch %s continues in %d s: %s", run_id, delay, reason)
 
     def take_visible(
@@ -275,11 +260,9 @@ class BatchQueue:
         play the queue trigger themselves: the operator's `batch run`, tests, benchmarks)."""
         return [
             (ContinueMessage.decode(message.content), message)
-            for message in self._queue.receive_messages(
-                max_messages=limit, visibility_timeout=lease_seconds
-            )
+            for message in self.receive_visible(limit=limit, lease_seconds=lease_seconds)
         ]
 
     def done(self, handle: Any) -> None:
         with contextlib.suppress(ResourceNotFoundError):
-            self._queue.delete_message(handle)
+            self.delete(handle)

@@ -2,28 +2,21 @@
 
 A job that must wait (its deployment is being provisioned, a transient failure should pass)
 puts a message on a storage queue, invisible for the delay it computed; the queue trigger
-(`resume_job` in function_app.py) resumes the job when the message appears. Messages are
-base64-encoded JSON, the Functions queue trigger's default encoding.
+(`resume_job` in function_app.py) resumes the job when the message appears (the queue
+mechanics are `shared/queues.py`'s).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient
-
 from shared.hosting.holds import KnownState, LedgerRecord
+from shared.queues import DelayedWorkQueue, decode_work_item, encode_work_item
 
 logger = logging.getLogger(__name__)
-
-# Azure keeps a message invisible for at most seven days.
-MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -32,18 +25,12 @@ class ResumeMessage:
     reason: str
 
     def encode(self) -> str:
-        return json.dumps({"job_id": self.job_id, "reason": self.reason})
+        return encode_work_item("job_id", self.job_id, self.reason)
 
     @classmethod
     def decode(cls, body: str) -> ResumeMessage:
         """Parse a message body; ValueError says what is wrong with it."""
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"a resume message must be JSON, got {body[:80]!r}") from error
-        if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
-            raise ValueError(f'a resume message must be {{"job_id": ...}}, got {body[:80]!r}')
-        return cls(data["job_id"], str(data.get("reason", "")))
+        return cls(*decode_work_item(body, key="job_id", what="resume"))
 
 
 def jobs_to_wake(record: LedgerRecord, *, settled_by: str, now: datetime) -> list[str]:
@@ -58,30 +45,21 @@ def jobs_to_wake(record: LedgerRecord, *, settled_by: str, now: datetime) -> lis
     ]
 
 
-class ResumeQueue:
+class ResumeQueue(DelayedWorkQueue):
     """Schedules resumes of parked jobs on the resume queue."""
-
-    def __init__(self, queue: QueueClient) -> None:
-        self._queue = queue
-
-    def ensure_exists(self) -> None:
-        with contextlib.suppress(ResourceExistsError):
-            self._queue.create_queue()
 
     def take_visible(
         self, *, limit: int = 16, lease_seconds: int = 60
     ) -> list[tuple[ResumeMessage, Any]]:
         """Receive the messages due now, each hidden for `lease_seconds` until `done` (for
         callers that play the queue trigger themselves: the demo's per-document run, tests)."""
-        taken: list[tuple[ResumeMessage, Any]] = []
-        for message in self._queue.receive_messages(
-            max_messages=limit, visibility_timeout=lease_seconds
-        ):
-            taken.append((ResumeMessage.decode(message.content), message))
-        return taken
+        return [
+            (ResumeMessage.decode(message.content), message)
+            for message in self.receive_visible(limit=limit, lease_seconds=lease_seconds)
+        ]
 
     def done(self, handle: Any) -> None:
-        self._queue.delete_message(handle)
+        self.delete(handle)
 
     def wake_waiting(self, record: LedgerRecord, settled_by: str, now: datetime) -> None:
         """Resume now every job parked on `record`'s deployment (it is ready, or failed):
@@ -95,6 +73,5 @@ class ResumeQueue:
             logger.info("woke %d job(s) waiting for %s: %s", len(woken), record.deployment, reason)
 
     def schedule(self, job_id: str, *, delay_seconds: float, reason: str) -> None:
-        delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)
-        self._queue.send_message(ResumeMessage(job_id, reason).encode(), visibility_timeout=delay)
+        delay = self.send_later(ResumeMessage(job_id, reason).encode(), delay_seconds)
         logger.info("job %s resumes in %d s: %s", job_id, delay, reason)

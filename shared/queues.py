@@ -1,0 +1,61 @@
+"""Storage queues of delayed work: each message names one item to take up again later.
+
+A parked job (the resume queue) and a batch run's next slice (the batch queue) are both a
+message invisible for a computed delay, then delivered to a queue trigger. Messages are
+base64-encoded JSON, the Functions queue trigger's default encoding: `{"<key>": id, "reason":
+why}`. The callers that play a queue trigger themselves (the operator's command, the demo,
+tests) receive visible messages here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient
+
+# Azure keeps a message invisible for at most seven days.
+MAX_VISIBILITY_SECONDS = 7 * 24 * 3600
+
+
+def encode_work_item(key: str, item_id: str, reason: str) -> str:
+    return json.dumps({key: item_id, "reason": reason})
+
+
+def decode_work_item(body: str, *, key: str, what: str) -> tuple[str, str]:
+    """The item id and reason of a message body; ValueError says what is wrong with it."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"a {what} message must be JSON, got {body[:80]!r}") from error
+    if not isinstance(data, dict) or not isinstance(data.get(key), str):
+        raise ValueError(f'a {what} message must be {{"{key}": ...}}, got {body[:80]!r}')
+    return data[key], str(data.get("reason", ""))
+
+
+class DelayedWorkQueue:
+    """One storage queue of delayed work items."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    def ensure_exists(self) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            self._queue.create_queue()
+
+    def send_later(self, body: str, delay_seconds: float) -> int:
+        """Send `body`, invisible for `delay_seconds` rounded up (bounded); the whole seconds."""
+        delay = int(min(max(0.0, delay_seconds), MAX_VISIBILITY_SECONDS) + 0.999)
+        self._queue.send_message(body, visibility_timeout=delay)
+        return delay
+
+    def receive_visible(self, *, limit: int, lease_seconds: int) -> list[Any]:
+        """The messages due now, each hidden for `lease_seconds` until deleted."""
+        return list(
+            self._queue.receive_messages(max_messages=limit, visibility_timeout=lease_seconds)
+        )
+
+    def delete(self, handle: Any) -> None:
+        self._queue.delete_message(handle)
