@@ -2,21 +2,35 @@
 
 No SDK calls and no business rules here: settings and clients are built lazily by
 `shared.composition.get_services()` on the first invocation, so importing this module needs
-no settings and opens no connection.
+no settings, opens no connection and imports none of the Azure and OpenAI SDKs (the host
+indexes the functions of every new instance before its first trigger; the composition root
+and the SDKs load with the first invocation that needs them).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from shared.batch.store import ContinueMessage
-from shared.composition import get_services
+from shared.batch.messages import ContinueMessage
 from shared.documents.parking import ResumeMessage
+
+if TYPE_CHECKING:
+    from shared.composition import AppServices
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 logger = logging.getLogger(__name__)
+
+
+def get_services() -> AppServices:
+    """The app's services, built on first use (see `shared.composition.get_services`)."""
+    # Imported here, not above: the composition root imports every SDK, which would make
+    # importing this module (the host's indexing of a new instance) seconds slower.
+    from shared.composition import get_services as built  # noqa: PLC0415
+
+    return built()
 
 
 # Event Grid source: the only one Flex Consumption supports, and a blob is delivered within

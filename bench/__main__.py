@@ -2,7 +2,11 @@
 
 Run with `make bench` (all) or `python -m bench warm|burst|post|all`:
 
-- `warm`: the warm path's time per document, through the engine (bench/warm.py);
+- `warm`: the warm path's time and storage round trips per document, through the engine
+  (bench/warm.py); with `--against COMMIT`, this checkout's against COMMIT's, side by side in
+  one run, as a ratio (bench/against.py);
+- `import`: cold start, what `import function_app` costs a new instance and which SDKs it
+  loads; with `--against COMMIT`, against COMMIT's as a ratio (bench/imports.py);
 - `burst`: a cold burst of documents through the real triggers under the local Functions
   host: function execution per document, upload-to-result times, deployments and management
   calls, and the per-document strategy beside it (bench/burst.py);
@@ -28,9 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.against import bench_against
 from bench.batch import bench_batch_memory, bench_batch_throughput
 from bench.burst import bench_burst
 from bench.common import BURST_CAPACITY, DEFAULT_TIME_SCALE
+from bench.imports import bench_imports
 from bench.post import bench_post
 from bench.warm import WARM_CAPACITY, bench_warm
 from scripts.local_azure import local_azure
@@ -46,11 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "which",
-        choices=["warm", "burst", "post", "batch-throughput", "batch-memory", "all"],
+        choices=["warm", "import", "burst", "post", "batch-throughput", "batch-memory", "all"],
         nargs="?",
         default="all",
     )
     parser.add_argument("--warm-documents", type=int, default=50)
+    parser.add_argument(
+        "--against",
+        metavar="COMMIT",
+        help="warm only: run this checkout's warm path and COMMIT's side by side, alternating, "
+        "and print the ratio of their medians (bench/against.py)",
+    )
+    parser.add_argument("--against-rounds", type=int, default=3)
+    parser.add_argument("--import-runs", type=int, default=10)
+    parser.add_argument(
+        "--against-python",
+        metavar="PATH",
+        help="the interpreter to run COMMIT's tree with (default: this one)",
+    )
     parser.add_argument(
         "--warm-capacity",
         type=int,
@@ -94,6 +113,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     console = stderr_console()
     log_to(console)  # warnings print above the progress bars, not inside their line
+    if args.which == "import":
+        results["import"] = bench_imports(
+            runs=args.import_runs,
+            against=args.against,
+            python=args.against_python,
+            console=console,
+        )
+        return _write(results)
+    if args.against is not None:
+        if args.which != "warm":
+            parser.error("--against compares the warm path and imports: `warm|import --against`")
+        results["warm_against"] = bench_against(
+            args.against,
+            rounds=args.against_rounds,
+            documents=args.warm_documents,
+            python=args.against_python,
+            console=console,
+        )
+        return _write(results)
     with (
         local_azure(simulator_args=["--time-scale", str(args.time_scale)]) as azure,
         step_progress(console) as progress,
@@ -118,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["batch_memory"] = bench_batch_memory(
                 azure, args.memory_small, args.memory_large, args.memory_deadline, progress
             )
+    return _write(results)
+
+
+def _write(results: dict[str, Any]) -> int:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(results, indent=2), encoding="utf-8")

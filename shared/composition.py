@@ -23,6 +23,7 @@ import httpx2
 import openai
 from azure.core.credentials import AccessToken, TokenCredential
 from azure.core.exceptions import ResourceExistsError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.identity import DefaultAzureCredential, get_bearer_token_provider
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 from azure.storage.blob import BlobServiceClient
@@ -110,13 +111,25 @@ def build_credential(settings: AppSettings) -> TokenCredential:
     return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
 
 
-def build_blob_service(settings: AppSettings, credential: TokenCredential) -> BlobServiceClient:
+def _storage_hooks(request_policy: SansIOHTTPPolicy[Any, Any] | None) -> dict[str, Any]:
+    # The storage SDK calls `raw_request_hook` for every attempt of every request.
+    return {"raw_request_hook": request_policy.on_request} if request_policy is not None else {}
+
+
+def build_blob_service(
+    settings: AppSettings,
+    credential: TokenCredential,
+    request_policy: SansIOHTTPPolicy[Any, Any] | None = None,
+) -> BlobServiceClient:
+    hooks = _storage_hooks(request_policy)
     if settings.storage_connection_string is not None:
         return BlobServiceClient.from_connection_string(
-            settings.storage_connection_string.get_secret_value()
+            settings.storage_connection_string.get_secret_value(), **hooks
         )
     assert settings.storage_blob_service_uri is not None  # guaranteed by the settings validator
-    return BlobServiceClient(account_url=settings.storage_blob_service_uri, credential=credential)
+    return BlobServiceClient(
+        account_url=settings.storage_blob_service_uri, credential=credential, **hooks
+    )
 
 
 # The HTTP clients log every request at INFO; in Application Insights that is one trace per
@@ -126,19 +139,24 @@ for _chatty in ("httpx", "httpx2"):
 
 
 def build_queue_client(
-    settings: AppSettings, credential: TokenCredential, queue_name: str | None = None
+    settings: AppSettings,
+    credential: TokenCredential,
+    queue_name: str | None = None,
+    request_policy: SansIOHTTPPolicy[Any, Any] | None = None,
 ) -> QueueClient:
     """A queue (the resume queue unless named); messages base64-encoded, as the Functions
     queue trigger expects."""
     name = queue_name or settings.resume_queue
     encode = TextBase64EncodePolicy()
     decode = TextBase64DecodePolicy()
+    hooks = _storage_hooks(request_policy)
     if settings.storage_connection_string is not None:
         return QueueClient.from_connection_string(
             settings.storage_connection_string.get_secret_value(),
             name,
             message_encode_policy=encode,
             message_decode_policy=decode,
+            **hooks,
         )
     assert settings.storage_queue_service_uri is not None  # guaranteed by the settings validator
     return QueueClient(
@@ -147,6 +165,7 @@ def build_queue_client(
         credential=credential,
         message_encode_policy=encode,
         message_decode_policy=decode,
+        **hooks,
     )
 
 
@@ -200,14 +219,22 @@ def deployment_spec(model: HostedModel, catalog: Catalog, owner_tag: str) -> Dep
 
 
 def build_services(
-    settings: AppSettings, *, clock: Callable[[], datetime] = utc_now
+    settings: AppSettings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    request_policy: SansIOHTTPPolicy[Any, Any] | None = None,
 ) -> AppServices:
+    """Every adapter and service, built from `settings`.
+
+    `request_policy`, when given, joins the HTTP pipeline of every storage and management
+    client, after the SDK's retries (the benchmark counts round trips with one).
+    """
     catalog = settings.catalog
     install_log_fields()
     credential = build_credential(settings)
     if settings.azure_auth_mode == "identity":
         configure_telemetry_once(credential)
-    blob_service = build_blob_service(settings, credential)
+    blob_service = build_blob_service(settings, credential, request_policy)
     for container in (
         settings.input_container,
         settings.output_container,
@@ -219,6 +246,8 @@ def build_services(
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
     mgmt_kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint}
+    if request_policy is not None:
+        mgmt_kwargs["per_retry_policies"] = [request_policy]
     if settings.azure_ca_bundle:
         mgmt_kwargs["connection_verify"] = settings.azure_ca_bundle
     mgmt_client = CognitiveServicesManagementClient(
@@ -251,7 +280,7 @@ def build_services(
     instance = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     account_label = f"account {settings.aoai_account_name!r}"
 
-    resumes = ResumeQueue(build_queue_client(settings, credential))
+    resumes = ResumeQueue(build_queue_client(settings, credential, request_policy=request_policy))
     resumes.ensure_exists()
 
     def wake_waiting(record: LedgerRecord, settled_by: str) -> None:
@@ -348,7 +377,9 @@ def build_services(
         grace=timedelta(seconds=settings.sweep_grace_seconds),
         clock=clock,
     )
-    batch_queue = BatchQueue(build_queue_client(settings, credential, settings.batch_queue))
+    batch_queue = BatchQueue(
+        build_queue_client(settings, credential, settings.batch_queue, request_policy)
+    )
     batch_queue.ensure_exists()
     listing = InputListing(
         blob_service.get_container_client(settings.batch_container), settings.batch_page_size

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
-from azure.storage.queue import QueueClient
+
+if TYPE_CHECKING:  # the SDK is imported where the client is built (shared/composition.py)
+    from azure.storage.queue import QueueClient
 
 # Azure keeps a message invisible for at most seven days.
 MAX_VISIBILITY_SECONDS = 7 * 24 * 3600

@@ -21,9 +21,10 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
+from shared.batch.messages import ContinueMessage
 from shared.batch.models import BatchRun
 from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
-from shared.queues import DelayedWorkQueue, decode_work_item, encode_work_item
+from shared.queues import DelayedWorkQueue
 from shared.storage import JsonBlobStore
 
 logger = logging.getLogger(__name__)
@@ -230,20 +231,6 @@ class RunStore:
             stage()
         blob.commit_block_list(block_ids, content_settings=_TEXT)
         return name, count, first
-
-
-@dataclass(frozen=True)
-class ContinueMessage:
-    run_id: str
-    reason: str
-
-    def encode(self) -> str:
-        return encode_work_item("run_id", self.run_id, self.reason)
-
-    @classmethod
-    def decode(cls, body: str) -> ContinueMessage:
-        """Parse a message body; ValueError says what is wrong with it."""
-        return cls(*decode_work_item(body, key="run_id", what="batch"))
 
 
 class BatchQueue(DelayedWorkQueue):

@@ -21,9 +21,12 @@ whose worker died or whose resume message was lost.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from shared.catalog import Catalog
@@ -43,6 +46,7 @@ from shared.documents.jobs import (
     job_id_for,
     live_claim,
     new_job,
+    with_version,
 )
 from shared.documents.outcomes import OutcomeStore
 from shared.documents.parking import ResumeQueue
@@ -54,6 +58,7 @@ from shared.documents.profiles import (
 )
 from shared.documents.recording import JobRecorder
 from shared.documents.steps import (
+    Answered,
     EngineLimits,
     JobOutcome,
     PlannedJob,
@@ -75,8 +80,48 @@ from shared.inference import (
     Throttled,
 )
 from shared.observability import log_fields
+from shared.together import begin, together
 
 __all__ = ["DocumentEngine", "EngineLimits", "JobOutcome"]
+
+
+def _refusal(
+    refused: DocumentRejected | UnknownProfileError | ProfileConfigError,
+) -> tuple[str, str]:
+    """The error record's code and reason for a document refused before anything is billed."""
+    if isinstance(refused, DocumentRejected):
+        return refused.code, refused.reason
+    if isinstance(refused, UnknownProfileError):
+        return "unknown_profile", str(refused)
+    return "profile_config", str(refused)
+
+
+# How long a run goes before its record says `running` (see `_run`).
+RUNNING_STATUS_AFTER_SECONDS = 1.0
+
+
+@contextmanager
+def _after(
+    seconds: float, action: Callable[[str, str], None], job_id: str, worker: str
+) -> Iterator[None]:
+    """Run `action(job_id, worker)` on a timer if the block is still running after `seconds`;
+    on leaving, a started action is waited for, so it lands before anything written next."""
+    timer = threading.Timer(seconds, _logged, args=(action, job_id, worker))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+
+
+def _logged(action: Callable[[str, str], None], job_id: str, worker: str) -> None:
+    try:
+        action(job_id, worker)
+    except Exception:  # only a status for people to read; the outcome write does not need it
+        logger.exception("job %s: recording that it runs failed", job_id)
+
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +170,27 @@ class DocumentEngine:
         job_id = job_id_for(container, name, data)
         with log_fields(job_id=job_id):
             worker = self._new_worker()
+            # Learnt before the claim, so the claim's one write records them too.
+            version = self._recorder.read_version(container, name, data, job_id)
+
+            def known(record: JobRecord) -> JobRecord:
+                noted = with_version(record, input_md5=version.md5, uploaded_at=version.uploaded_at)
+                model = noted.model or self._model_name_for(noted)
+                return noted if model == noted.model else noted.model_copy(update={"model": model})
+
+            opened: list[Future[None]] = []
             record = self._claim(
                 job_id,
                 worker,
                 create=lambda: new_job(
                     job_id=job_id, container=container, blob_name=name, now=self._clock()
                 ),
+                fill=known,
+                opened=opened,
             )
             if record is None or record.worker != worker:
                 return self._not_ours(job_id, name)
-            record = self._recorder.note_version(record, container, data)
-            return self._guarded(record, worker, data)
+            return self._guarded(record, worker, data, opened[0] if opened else None)
 
     def resume(self, job_id: str) -> JobOutcome:
         """A parked job's time came (its resume message appeared, or the sweeper sent one)."""
@@ -178,8 +233,17 @@ class DocumentEngine:
         return f"{self._instance}:{uuid.uuid4().hex[:8]}"
 
     def _claim(
-        self, job_id: str, worker: str, *, create: Callable[[], JobRecord] | None
+        self,
+        job_id: str,
+        worker: str,
+        *,
+        create: Callable[[], JobRecord] | None,
+        fill: Callable[[JobRecord], JobRecord] = lambda record: record,
+        opened: list[Future[None]] | None = None,
     ) -> JobRecord | None:
+        """Claim the job for `worker` (creating its record if `create` and none exists);
+        `fill` adds what is already known of the job to the same write. A created record's
+        open-job marker is written meanwhile: its future is put in `opened`."""
         ttl = timedelta(seconds=self._limits.job_hold_seconds)
 
         def claim(current: JobRecord | None) -> JobRecord | None:
@@ -187,7 +251,8 @@ class DocumentEngine:
                 if create is None:
                     return None
                 current = create()
-            return claim_job(current, worker=worker, now=self._clock(), ttl=ttl)
+            claimed = claim_job(current, worker=worker, now=self._clock(), ttl=ttl)
+            return fill(claimed) if claimed is not None else None
 
         record: JobRecord | None = None
         if create is not None:
@@ -196,7 +261,13 @@ class DocumentEngine:
             first = claim(None)
             if first is not None and self._jobs.create(first):
                 record = first
-                self._jobs.mark_open(job_id)
+                # Sent at once (the sweeper must find the job if this worker dies from here
+                # on) and waited for beside the hold, instead of before the planning.
+                marker = begin(lambda: self._jobs.mark_open(job_id))
+                if opened is not None:
+                    opened.append(marker)
+                else:
+                    marker.result()
         if record is None:
             record = self._jobs.change(job_id, claim)
         if record is not None and record.worker == worker:
@@ -231,9 +302,11 @@ class DocumentEngine:
 
     # --- the work -------------------------------------------------------------------------
 
-    def _guarded(self, record: JobRecord, worker: str, data: bytes) -> JobOutcome:
+    def _guarded(
+        self, record: JobRecord, worker: str, data: bytes, opened: Future[None] | None = None
+    ) -> JobOutcome:
         try:
-            return self._work(record, worker, data)
+            return self._work(record, worker, data, opened)
         except Exception as error:
             # Anything unforeseen still leaves a record a person can read and is retried;
             # after the last attempt the record is final and an error blob says why.
@@ -242,19 +315,20 @@ class DocumentEngine:
                 record, worker, data, "unexpected_error", f"{type(error).__name__}: {error}"
             )
 
-    def _work(self, record: JobRecord, worker: str, data: bytes) -> JobOutcome:
+    def _work(
+        self, record: JobRecord, worker: str, data: bytes, opened: Future[None] | None
+    ) -> JobOutcome:
         try:
             plan = self._plan(record, worker, data)
-        except DocumentRejected as rejected:
-            return self._recorder.fail(record, worker, rejected.code, rejected.reason)
-        except UnknownProfileError as unknown:
-            return self._recorder.fail(record, worker, "unknown_profile", str(unknown))
-        except ProfileConfigError as misconfigured:
-            return self._recorder.fail(record, worker, "profile_config", str(misconfigured))
+        except (DocumentRejected, UnknownProfileError, ProfileConfigError) as refused:
+            if opened is not None:
+                opened.result()  # written before the job is closed, or it would outlive it
+            code, reason = _refusal(refused)
+            return self._recorder.fail(record, worker, code, reason)
         with log_fields(
             model=plan.hosted.name, deployment=plan.hosted.spec.name, hold_id=plan.hold_id
         ):
-            return self._on_deployment(plan)
+            return self._on_deployment(plan, opened)
 
     def _plan(self, record: JobRecord, worker: str, data: bytes) -> PlannedJob:
         text = decode_document(record.input_blob, data, max_bytes=self._limits.max_document_bytes)
@@ -277,11 +351,16 @@ class DocumentEngine:
         )
         return PlannedJob(record, profile, requests, hosted, worker, data)
 
-    def _on_deployment(self, plan: PlannedJob) -> JobOutcome:
+    def _on_deployment(self, plan: PlannedJob, opened: Future[None] | None) -> JobOutcome:
         hosted, worker = plan.hosted, plan.worker
         ledger = hosted.ledger
         run_ttl = timedelta(seconds=self._limits.job_hold_seconds)
-        held = ledger.place_hold(plan.hold_id, "job", worker, run_ttl)
+        if opened is None:
+            held = ledger.place_hold(plan.hold_id, "job", worker, run_ttl)
+        else:
+            held, _ = together(
+                lambda: ledger.place_hold(plan.hold_id, "job", worker, run_ttl), opened.result
+            )
         try:
             # The keeper renews the hold and the claim through the provisioning step too (a
             # readiness probe may be slow) and stops before any parking, whose longer hold
@@ -298,10 +377,29 @@ class DocumentEngine:
         except BaseException:
             self._release(plan)
             raise
+        if isinstance(step, Answered):
+            return self._succeed(plan, step)
         if not isinstance(step, JobOutcome):
             return self._parker.after_step(plan, step, self._release)
         self._release(plan)
         return step
+
+    def _succeed(self, plan: PlannedJob, answered: Answered) -> JobOutcome:
+        """Write the outcome; the hold is released meanwhile (the model's part is done)."""
+        record = plan.record
+        _, result_blob = together(
+            lambda: self._release(plan),
+            lambda: self._recorder.write_result(
+                plan,
+                answered.answer,
+                answered.results,
+                waited=answered.waited,
+                inference=answered.inference,
+            ),
+        )
+        self._recorder.succeed(record, result_blob, started_at=answered.started_at)
+        logger.info("job %s succeeded: %s", record.id, result_blob)
+        return JobOutcome(record.id, "succeeded", result_blob=result_blob)
 
     def _advance_and_run(self, plan: PlannedJob, held: LedgerRecord) -> RunStep:
         try:
@@ -325,8 +423,10 @@ class DocumentEngine:
             if record.waiting_since is not None
             else 0.0
         )
-        self._recorder.move(record.id, "running", waiting_reason=None, waiting_since=None)
-        started = self._monotonic()
+        started_at, started = self._clock(), self._monotonic()
+        if record.waiting_reason is not None or record.waiting_since is not None:
+            # Back from a wait: the record stops saying why it waits as soon as it runs.
+            self._recorder.start_running(record.id, worker)
         context = AnswerContext(
             profile=plan.profile,
             questions=record.questions,
@@ -343,7 +443,12 @@ class DocumentEngine:
             park_on_throttle_after=self._limits.throttle_park_seconds,
         )
         try:
-            answer, results = answer_document(plan.requests, hosted.chat, context)
+            # A run on a serving deployment is usually over in well under a second: the record
+            # says `running` only if it is still running after RUNNING_STATUS_AFTER_SECONDS.
+            with _after(
+                RUNNING_STATUS_AFTER_SECONDS, self._recorder.start_running, record.id, worker
+            ):
+                answer, results = answer_document(plan.requests, hosted.chat, context)
         except DeploymentNotServing:
             # It vanished after it was ready: make the next step re-check Azure, and wait.
             logger.warning("deployment %s stopped serving mid-job; parking", hosted.spec.name)
@@ -358,13 +463,7 @@ class DocumentEngine:
             return Retry("inference_unavailable", str(error))
         except Throttled as throttled:
             return Throttle(throttled.retry_after)
-        result_blob = self._recorder.write_result(
-            plan, answer, results, waited=waited, inference=self._monotonic() - started
-        )
-        self._recorder.move(record.id, "succeeded", result_blob=result_blob)
-        self._recorder.close(record.id)
-        logger.info("job %s succeeded: %s", record.id, result_blob)
-        return JobOutcome(record.id, "succeeded", result_blob=result_blob)
+        return Answered(answer, results, started_at, waited, self._monotonic() - started)
 
     # --- small helpers --------------------------------------------------------------------
 
@@ -380,6 +479,19 @@ class DocumentEngine:
             logger.exception("teardown after the job failed; the reaper will retry")
             return
         logger.info("teardown check: %s", outcome.reason)
+
+    def _model_name_for(self, record: JobRecord) -> str | None:
+        """The hosted model the job's profile routes to; None if the profile is wrong (the
+        planning step fails the job with a record saying why)."""
+        try:
+            profile = resolve_profile(
+                self._profiles,
+                record.profile or self._profile_from_path(record.input_blob),
+                self._default_profile,
+            )
+            return self._catalog.model_for(profile).name
+        except (UnknownProfileError, ProfileConfigError, KeyError):
+            return None
 
     def _profile_from_path(self, blob_name: str) -> str | None:
         """A first folder named like a profile selects it: `contracts/lease.txt`."""

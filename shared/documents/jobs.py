@@ -191,6 +191,50 @@ def move_job(
     return record.model_copy(update=update)
 
 
+def may_have_payload(record: JobRecord) -> bool:
+    """Whether a copy of the job's document may have been kept beside its record.
+
+    The copy is kept when the job parks (before its record says so): a job whose history
+    shows no park and that is on its first attempt never parked, so there is nothing to
+    delete. A park that did not land (its worker died after keeping the copy) costs the job
+    an attempt when it is resumed, which this counts.
+    """
+    return record.attempts > 1 or len(record.history) > 1
+
+
+def with_version(record: JobRecord, *, input_md5: str, uploaded_at: datetime | None) -> JobRecord:
+    """The record knowing which version of its input it processes, unless it already does.
+
+    `uploaded_at` None: a newer version had already replaced the job's content when it was
+    read, so this job can never be the newest (see outcomes.py).
+    """
+    if record.input_uploaded_at is not None or record.superseded:
+        return record
+    if uploaded_at is None:
+        return record.model_copy(update={"input_md5": input_md5, "superseded": True})
+    return record.model_copy(update={"input_md5": input_md5, "input_uploaded_at": uploaded_at})
+
+
+def finish_run(
+    record: JobRecord, *, started_at: datetime, now: datetime, result_blob: str
+) -> JobRecord:
+    """A run succeeded: the record says when it started running, and that it succeeded.
+
+    A short run on a serving deployment does not write `running` on its own (it would be a
+    round trip nobody sees); its history still shows it, at the moment it started.
+    """
+    if record.status != "running":
+        record = move_job(record, "running", now=started_at, waiting_reason=None)
+    return move_job(
+        record,
+        "succeeded",
+        now=now,
+        result_blob=result_blob,
+        waiting_reason=None,
+        waiting_since=None,
+    )
+
+
 def release_job(record: JobRecord, *, worker: str, now: datetime, note: str) -> JobRecord:
     """Give a job back (for a later retry) without finishing it, noting why."""
     if record.worker != worker:

@@ -33,6 +33,8 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
+from shared.together import together
+
 logger = logging.getLogger(__name__)
 
 OutcomeKind = Literal["result", "error"]
@@ -79,6 +81,10 @@ def _same_content(stored: bytearray | bytes | None, ours: bytes) -> bool:
     # A blob uploaded in blocks may have no Content-MD5: then there is no way to tell, and
     # the upload time alone decides.
     return stored is None or bytes(stored) == ours
+
+
+def _other(kind: OutcomeKind) -> OutcomeKind:
+    return "error" if kind == "result" else "result"
 
 
 def current_name(input_blob: str, kind: OutcomeKind) -> str:
@@ -144,18 +150,28 @@ class OutcomeStore:
     ) -> str:
         """Store the outcome; return the name of this version's own blob.
 
-        `still_current` is asked just before the current name is replaced: Last-Modified has a
+        `still_current` is asked before the current name is replaced: Last-Modified has a
         one-second resolution, so two versions uploaded within a second tie on their stamps,
         and only the one whose content the input blob still holds may take the name.
         """
         own = version_name(input_blob, job_id, kind)
         body = json.dumps(document, indent=2)
-        try:
-            self._output.upload_blob(own, body, overwrite=False, content_settings=_JSON)
-        except ResourceExistsError:
-            # A previous attempt wrote it before crashing; the first write stands.
-            logger.info("%s already written; keeping the first", own)
-        if stamp is None or not still_current():
+        if stamp is None:
+            self._write_own(own, body)
+            logger.info(
+                "a newer version of %s exists; job %s keeps only its own outcome",
+                input_blob,
+                job_id,
+            )
+            return own
+        # The three do not depend on each other: one round trip's wait instead of three.
+        other = current_name(input_blob, _other(kind))
+        _, current, other_seen = together(
+            lambda: self._write_own(own, body),
+            still_current,
+            lambda: self._stamp_and_etag(other),
+        )
+        if not current:
             logger.info(
                 "a newer version of %s exists; job %s keeps only its own outcome",
                 input_blob,
@@ -168,27 +184,47 @@ class OutcomeStore:
             wait=wait_random(0, 0.2),
             reraise=True,
         )
-        publish(self._publish, input_blob, kind, body, stamp)
+        seen: list[tuple[VersionStamp | None, str | None]] = [other_seen]
+        publish(self._publish, input_blob, kind, body, stamp, seen)
         return own
 
-    def _publish(self, input_blob: str, kind: OutcomeKind, body: str, stamp: VersionStamp) -> None:
-        current = {k: self._stamp_and_etag(current_name(input_blob, k)) for k in KINDS}
-        for existing, _ in current.values():
-            if existing is not None and not supersedes(stamp, existing):
-                logger.info(
-                    "%s: the current outcome is from a newer version (job %s); not replacing it",
-                    input_blob,
-                    existing.job_id,
-                )
-                return
-        target = current_name(input_blob, kind)
-        _, etag = current[kind]
+    def _write_own(self, own: str, body: str) -> None:
         try:
-            if etag is None:
+            self._output.upload_blob(own, body, overwrite=False, content_settings=_JSON)
+        except ResourceExistsError:
+            # A previous attempt wrote it before crashing; the first write stands.
+            logger.info("%s already written; keeping the first", own)
+
+    def _publish(
+        self,
+        input_blob: str,
+        kind: OutcomeKind,
+        body: str,
+        stamp: VersionStamp,
+        seen: list[tuple[VersionStamp | None, str | None]],
+    ) -> None:
+        """One attempt; `seen` holds the other name's stamp and ETag read alongside the own
+        blob's write, used by the first attempt only (a retry reads afresh)."""
+        other = _other(kind)
+        other_stamp, other_etag = (
+            seen.pop() if seen else self._stamp_and_etag(current_name(input_blob, other))
+        )
+        if not self._may_replace(input_blob, stamp, other_stamp):
+            return
+        target = current_name(input_blob, kind)
+        try:
+            # Most names are new: a create (If-None-Match) both checks that and writes; only
+            # a name that exists is read for its stamp and replaced under its ETag.
+            try:
                 self._output.upload_blob(
                     target, body, overwrite=False, content_settings=_JSON, metadata=stamp.metadata()
                 )
-            else:
+            except ResourceExistsError:
+                existing, etag = self._stamp_and_etag(target)
+                if etag is None:
+                    raise _Conflict(f"{target} was deleted meanwhile") from None
+                if not self._may_replace(input_blob, stamp, existing):
+                    return
                 self._output.upload_blob(
                     target,
                     body,
@@ -200,8 +236,6 @@ class OutcomeStore:
                 )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as error:
             raise _Conflict(str(error)) from error
-        other: OutcomeKind = "error" if kind == "result" else "result"
-        _, other_etag = current[other]
         if other_etag is None:
             return
         try:
@@ -212,6 +246,17 @@ class OutcomeStore:
             pass  # a newer writer's pass removed it already
         except ResourceModifiedError as error:
             raise _Conflict(str(error)) from error
+
+    @staticmethod
+    def _may_replace(input_blob: str, ours: VersionStamp, theirs: VersionStamp | None) -> bool:
+        if theirs is None or supersedes(ours, theirs):
+            return True
+        logger.info(
+            "%s: the current outcome is from a newer version (job %s); not replacing it",
+            input_blob,
+            theirs.job_id,
+        )
+        return False
 
     def _stamp_and_etag(self, name: str) -> tuple[VersionStamp | None, str | None]:
         try:

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.documents.answering import usage_of
 from shared.documents.job_store import JobStore
-from shared.documents.jobs import JobError, JobRecord, move_job
+from shared.documents.jobs import (
+    TERMINAL,
+    JobError,
+    JobRecord,
+    finish_run,
+    may_have_payload,
+    move_job,
+    with_version,
+)
 from shared.documents.outcomes import OutcomeKind, OutcomeStore, VersionStamp, content_md5
 from shared.documents.steps import JobOutcome, PlannedJob
 from shared.documents.tokens import TokenCounter
@@ -19,6 +28,15 @@ from shared.inference import ChatResult
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Version:
+    """Which version of its input a job holds: its content's MD5 (hex), and when it was
+    uploaded (None: a newer version had already replaced it)."""
+
+    md5: str
+    uploaded_at: datetime | None
 
 
 class JobRecorder:
@@ -50,25 +68,55 @@ class JobRecorder:
 
         self._jobs.change(job_id, change)
 
+    def start_running(self, job_id: str, worker: str) -> None:
+        """The job's record says it runs, while `worker` still holds it."""
+
+        def running(record: JobRecord | None) -> JobRecord | None:
+            if record is None or record.worker != worker or record.status in TERMINAL:
+                return None
+            return move_job(
+                record, "running", now=self._clock(), waiting_reason=None, waiting_since=None
+            )
+
+        self._jobs.change(job_id, running)
+
+    def read_version(self, container: str, name: str, data: bytes, job_id: str) -> Version:
+        """Which version of its input a job holds: one read of the input blob's properties."""
+        md5 = content_md5(data)
+        stamp = self._outcomes.stamp_for(container, name, md5, job_id, now=self._clock())
+        return Version(md5.hex(), stamp.uploaded_at if stamp is not None else None)
+
     def note_version(self, record: JobRecord, container: str, data: bytes) -> JobRecord:
         """Read, once per job, which version of its input the job holds (see outcomes.py)."""
         if record.input_uploaded_at is not None or record.superseded:
             return record
-        md5 = content_md5(data)
-        stamp = self._outcomes.stamp_for(
-            container, record.input_blob, md5, record.id, now=self._clock()
+        version = self.read_version(container, record.input_blob, data, record.id)
+        noted = with_version(record, input_md5=version.md5, uploaded_at=version.uploaded_at)
+        self.note(
+            record.id,
+            input_md5=noted.input_md5,
+            input_uploaded_at=noted.input_uploaded_at,
+            superseded=noted.superseded,
         )
-        fields: dict[str, Any] = {"input_md5": md5.hex()}
-        if stamp is None:
-            fields["superseded"] = True
-        else:
-            fields["input_uploaded_at"] = stamp.uploaded_at
-        self.note(record.id, **fields)
-        return record.model_copy(update=fields)
+        return noted
 
-    def close(self, job_id: str) -> None:
-        self._jobs.drop_payload(job_id)
-        self._jobs.mark_closed(job_id)
+    def succeed(self, record: JobRecord, result_blob: str, *, started_at: datetime) -> None:
+        """The run's outcome is written: the record says so (and frees the claim)."""
+        self._jobs.change(
+            record.id,
+            lambda r: (
+                finish_run(r, started_at=started_at, now=self._clock(), result_blob=result_blob)
+                if r is not None
+                else None
+            ),
+        )
+        self.close(record)
+
+    def close(self, record: JobRecord) -> None:
+        """The job is final: the sweeper need not look at it again, nor keep its document."""
+        if may_have_payload(record):
+            self._jobs.drop_payload(record.id)
+        self._jobs.mark_closed(record.id)
 
     # --- outcomes -------------------------------------------------------------------------
 
@@ -113,7 +161,7 @@ class JobRecorder:
         }
         name = self._write_outcome(record, "error", document)
         self.move(record.id, "failed", error=JobError(code=code, reason=reason), error_blob=name)
-        self.close(record.id)
+        self.close(record)
         logger.warning("job %s failed (%s): %s", record.id, code, reason)
         return JobOutcome(record.id, "failed", error_blob=name)
 

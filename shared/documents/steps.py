@@ -4,11 +4,13 @@ and the steps a run on the deployment can end in (wait, throttled, retry)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from shared.documents.jobs import JobRecord
 from shared.documents.profiles import ProcessingProfile
 from shared.hosting.hosted import HostedDeployment
-from shared.inference import ChatRequest
+from shared.inference import ChatRequest, ChatResult
 
 
 @dataclass(frozen=True)
@@ -83,5 +85,16 @@ class Retry:
     reason: str
 
 
+@dataclass(frozen=True)
+class Answered:
+    """The model answered: the outcome is written once the hold's keeper has stopped."""
+
+    answer: Any
+    results: list[ChatResult]
+    started_at: datetime
+    waited: float
+    inference: float
+
+
 # What running a planned job on its deployment comes to.
-RunStep = JobOutcome | Wait | Retry | Throttle
+RunStep = JobOutcome | Answered | Wait | Retry | Throttle
