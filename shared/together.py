@@ -20,8 +20,9 @@ A = TypeVar("A")
 B = TypeVar("B")
 C = TypeVar("C")
 
-# Calls are single round trips that never wait on this pool themselves, so a bounded pool
-# cannot deadlock; under many concurrent documents they queue briefly instead.
+# Only the calls after the first go to the pool, and none of those may wait on the pool
+# itself (a call that fans out goes first, on the caller's thread): then a bounded pool
+# cannot deadlock, and under many concurrent documents its calls only queue briefly.
 _MAX_WORKERS = 16
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -46,7 +47,11 @@ def together(
 
 
 def together(*calls: Callable[[], Any]) -> tuple[Any, ...]:
-    """Run `calls` at once; their results in order, or the first one's failure."""
+    """Run `calls` at once; their results in order, or the first one's failure.
+
+    The first runs on the caller's thread and may itself call `together`; the others run on
+    the shared pool and must not (nor wait on anything started with `begin`).
+    """
     pool = _shared_pool()
     others: list[Future[Any]] = [
         pool.submit(contextvars.copy_context().run, call) for call in calls[1:]

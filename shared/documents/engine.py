@@ -170,26 +170,34 @@ class DocumentEngine:
         job_id = job_id_for(container, name, data)
         with log_fields(job_id=job_id):
             worker = self._new_worker()
-            # Learnt before the claim, so the claim's one write records them too.
-            version = self._recorder.read_version(container, name, data, job_id)
+            # Read while the record is created: a new record takes the version with its next
+            # write (its end or its park); an existing one with the claim.
+            reading = begin(lambda: self._recorder.read_version(container, name, data, job_id))
 
-            def known(record: JobRecord) -> JobRecord:
-                noted = with_version(record, input_md5=version.md5, uploaded_at=version.uploaded_at)
-                model = noted.model or self._model_name_for(noted)
-                return noted if model == noted.model else noted.model_copy(update={"model": model})
+            def versioned(record: JobRecord) -> JobRecord:
+                version = reading.result()
+                return with_version(record, input_md5=version.md5, uploaded_at=version.uploaded_at)
+
+            def with_model(record: JobRecord) -> JobRecord:
+                model = record.model or self._model_name_for(record)
+                return (
+                    record if model == record.model else record.model_copy(update={"model": model})
+                )
 
             opened: list[Future[None]] = []
             record = self._claim(
                 job_id,
                 worker,
-                create=lambda: new_job(
-                    job_id=job_id, container=container, blob_name=name, now=self._clock()
+                create=lambda: with_model(
+                    new_job(job_id=job_id, container=container, blob_name=name, now=self._clock())
                 ),
-                fill=known,
+                fill=lambda record: versioned(with_model(record)),
                 opened=opened,
             )
+            version = reading.result()
             if record is None or record.worker != worker:
                 return self._not_ours(job_id, name)
+            record = with_version(record, input_md5=version.md5, uploaded_at=version.uploaded_at)
             return self._guarded(record, worker, data, opened[0] if opened else None)
 
     def resume(self, job_id: str) -> JobOutcome:
@@ -205,6 +213,9 @@ class DocumentEngine:
             if record is None or record.worker != worker:
                 return self._not_ours(job_id, current.input_blob)
             data = self._document_of(record)
+            if data is not None:
+                # Its first worker died before the record took its version: read it now.
+                record = self._recorder.note_version(record, record.input_container, data)
             if data is None:
                 return self._recorder.fail(
                     record,
@@ -242,7 +253,7 @@ class DocumentEngine:
         opened: list[Future[None]] | None = None,
     ) -> JobRecord | None:
         """Claim the job for `worker` (creating its record if `create` and none exists);
-        `fill` adds what is already known of the job to the same write. A created record's
+        `fill` adds what is known of an existing job to the claim's write. A created record's
         open-job marker is written meanwhile: its future is put in `opened`."""
         ttl = timedelta(seconds=self._limits.job_hold_seconds)
 
@@ -250,7 +261,7 @@ class DocumentEngine:
             if current is None:
                 if create is None:
                     return None
-                current = create()
+                return claim_job(create(), worker=worker, now=self._clock(), ttl=ttl)
             claimed = claim_job(current, worker=worker, now=self._clock(), ttl=ttl)
             return fill(claimed) if claimed is not None else None
 
@@ -355,13 +366,10 @@ class DocumentEngine:
         hosted, worker = plan.hosted, plan.worker
         ledger = hosted.ledger
         run_ttl = timedelta(seconds=self._limits.job_hold_seconds)
-        if opened is None:
-            held = ledger.place_hold(plan.hold_id, "job", worker, run_ttl)
-        else:
-            held, _ = together(
-                lambda: ledger.place_hold(plan.hold_id, "job", worker, run_ttl), opened.result
-            )
+        held = ledger.place_hold(plan.hold_id, "job", worker, run_ttl)
         try:
+            if opened is not None:
+                opened.result()  # sent with the claim: written by now, or its failure raised
             # The keeper renews the hold and the claim through the provisioning step too (a
             # readiness probe may be slow) and stops before any parking, whose longer hold
             # a late renewal must not cut short.
@@ -387,8 +395,8 @@ class DocumentEngine:
     def _succeed(self, plan: PlannedJob, answered: Answered) -> JobOutcome:
         """Write the outcome; the hold is released meanwhile (the model's part is done)."""
         record = plan.record
-        _, result_blob = together(
-            lambda: self._release(plan),
+        # The outcome's writes run here (they fan out themselves); the release on the pool.
+        result_blob, _ = together(
             lambda: self._recorder.write_result(
                 plan,
                 answered.answer,
@@ -396,6 +404,7 @@ class DocumentEngine:
                 waited=answered.waited,
                 inference=answered.inference,
             ),
+            lambda: self._release(plan),
         )
         self._recorder.succeed(record, result_blob, started_at=answered.started_at)
         logger.info("job %s succeeded: %s", record.id, result_blob)

@@ -215,6 +215,25 @@ def with_version(record: JobRecord, *, input_md5: str, uploaded_at: datetime | N
     return record.model_copy(update={"input_md5": input_md5, "input_uploaded_at": uploaded_at})
 
 
+def carry_version(stored: JobRecord, known: JobRecord) -> JobRecord:
+    """`stored` with the version `known` (the worker's copy) holds, if it does not have one.
+
+    A new job's record is created while its input's properties are read, and takes the
+    version with its next write (its end, or its park).
+    """
+    if stored.input_uploaded_at is not None or stored.superseded:
+        return stored
+    if known.input_uploaded_at is None and not known.superseded:
+        return stored
+    return stored.model_copy(
+        update={
+            "input_md5": known.input_md5,
+            "input_uploaded_at": known.input_uploaded_at,
+            "superseded": known.superseded,
+        }
+    )
+
+
 def finish_run(
     record: JobRecord, *, started_at: datetime, now: datetime, result_blob: str
 ) -> JobRecord:

@@ -15,6 +15,7 @@ from shared.documents.jobs import (
     TERMINAL,
     JobError,
     JobRecord,
+    carry_version,
     finish_run,
     may_have_payload,
     move_job,
@@ -52,10 +53,15 @@ class JobRecorder:
 
     # --- the record -----------------------------------------------------------------------
 
-    def move(self, job_id: str, status: Any, **fields: Any) -> None:
+    def move(self, record: JobRecord, status: Any, **fields: Any) -> None:
+        """A status change of the job `record` is this worker's copy of."""
         self._jobs.change(
-            job_id,
-            lambda r: move_job(r, status, now=self._clock(), **fields) if r is not None else None,
+            record.id,
+            lambda r: (
+                move_job(carry_version(r, record), status, now=self._clock(), **fields)
+                if r is not None
+                else None
+            ),
         )
 
     def note(self, job_id: str, **fields: Any) -> None:
@@ -105,7 +111,12 @@ class JobRecorder:
         self._jobs.change(
             record.id,
             lambda r: (
-                finish_run(r, started_at=started_at, now=self._clock(), result_blob=result_blob)
+                finish_run(
+                    carry_version(r, record),
+                    started_at=started_at,
+                    now=self._clock(),
+                    result_blob=result_blob,
+                )
                 if r is not None
                 else None
             ),
@@ -160,7 +171,7 @@ class JobRecorder:
             **self._version_provenance(record),
         }
         name = self._write_outcome(record, "error", document)
-        self.move(record.id, "failed", error=JobError(code=code, reason=reason), error_blob=name)
+        self.move(record, "failed", error=JobError(code=code, reason=reason), error_blob=name)
         self.close(record)
         logger.warning("job %s failed (%s): %s", record.id, code, reason)
         return JobOutcome(record.id, "failed", error_blob=name)

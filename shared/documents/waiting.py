@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.documents.job_store import JobStore
-from shared.documents.jobs import JobRecord, park_job
+from shared.documents.jobs import JobRecord, carry_version, park_job
 from shared.documents.parking import ResumeQueue
 from shared.documents.recording import JobRecorder
 from shared.documents.steps import EngineLimits, JobOutcome, PlannedJob, Retry, Throttle, Wait
@@ -124,7 +124,7 @@ class JobParker:
             record.id,
             lambda r: (
                 park_job(
-                    r,
+                    carry_version(r, record),
                     worker=worker,
                     now=now,
                     until=until,
