@@ -37,6 +37,7 @@ from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
+from shared.documents.job_store import index_tags as job_index_tags
 from shared.documents.jobs import JobRecord
 from shared.documents.outcomes import OutcomeStore
 from shared.documents.parking import ResumeQueue
@@ -325,7 +326,9 @@ def build_services(
             chat=ChatClient(openai_client, model.deployment, policy, account=account_label),
         )
     jobs_container = blob_service.get_container_client(settings.jobs_container)
-    jobs = JobStore(JsonBlobStore(jobs_container, JobRecord), jobs_container)
+    jobs = JobStore(
+        JsonBlobStore(jobs_container, JobRecord, index_tags=job_index_tags), jobs_container
+    )
     output = blob_service.get_container_client(settings.output_container)
     outcomes = OutcomeStore(output, blob_service)
     counter = make_token_counter(settings.tiktoken_encoding)

@@ -49,9 +49,13 @@ class JsonBlobStore(Generic[ModelT]):
         max_attempts: int = 60,
         max_seconds: float = 60.0,
         remembered: int = 256,
+        index_tags: Callable[[ModelT], dict[str, str]] | None = None,
     ) -> None:
+        """`index_tags`, when given, says the blob index tags each document is written with
+        (in the same request): a listing by tag then finds documents by their state."""
         self._container = container
         self._model = model
+        self._index_tags = index_tags
         self._max_attempts = max_attempts
         self._max_seconds = max_seconds
         # The last version this instance read or wrote. Updates try it first and skip a read;
@@ -98,12 +102,19 @@ class JsonBlobStore(Generic[ModelT]):
         """Write a new document; False when one already exists (someone else was first)."""
         try:
             written = self._container.get_blob_client(name).upload_blob(
-                document.model_dump_json(), overwrite=False, content_settings=_JSON
+                document.model_dump_json(),
+                overwrite=False,
+                content_settings=_JSON,
+                tags=self._tags_for(document),
             )
         except ResourceExistsError:
             return False
         self._remember(name, document, written["etag"])
         return True
+
+    def _tags_for(self, document: ModelT) -> dict[str, str] | None:
+        # A blob written without tags loses the ones it had: every write sets them.
+        return self._index_tags(document) if self._index_tags is not None else None
 
     def update(
         self,
@@ -146,10 +157,11 @@ class JsonBlobStore(Generic[ModelT]):
         if updated is None or updated == current:
             return current if updated is not None else None
         payload = updated.model_dump_json()
+        tags = self._tags_for(updated)
         try:
             if etag is None:
                 written = self._container.get_blob_client(name).upload_blob(
-                    payload, overwrite=False, content_settings=_JSON
+                    payload, overwrite=False, content_settings=_JSON, tags=tags
                 )
             else:
                 written = self._container.get_blob_client(name).upload_blob(
@@ -158,6 +170,7 @@ class JsonBlobStore(Generic[ModelT]):
                     etag=etag,
                     match_condition=MatchConditions.IfNotModified,
                     content_settings=_JSON,
+                    tags=tags,
                 )
         except (ResourceModifiedError, ResourceExistsError) as conflict:
             logger.debug("conflict writing %s, retrying from a fresh read", name)

@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -184,7 +183,6 @@ class DocumentEngine:
                     record if model == record.model else record.model_copy(update={"model": model})
                 )
 
-            opened: list[Future[None]] = []
             record = self._claim(
                 job_id,
                 worker,
@@ -192,13 +190,12 @@ class DocumentEngine:
                     new_job(job_id=job_id, container=container, blob_name=name, now=self._clock())
                 ),
                 fill=lambda record: versioned(with_model(record)),
-                opened=opened,
             )
             version = reading.result()
             if record is None or record.worker != worker:
                 return self._not_ours(job_id, name)
             record = with_version(record, input_md5=version.md5, uploaded_at=version.uploaded_at)
-            return self._guarded(record, worker, data, opened[0] if opened else None)
+            return self._guarded(record, worker, data)
 
     def resume(self, job_id: str) -> JobOutcome:
         """A parked job's time came (its resume message appeared, or the sweeper sent one)."""
@@ -250,11 +247,10 @@ class DocumentEngine:
         *,
         create: Callable[[], JobRecord] | None,
         fill: Callable[[JobRecord], JobRecord] = lambda record: record,
-        opened: list[Future[None]] | None = None,
     ) -> JobRecord | None:
         """Claim the job for `worker` (creating its record if `create` and none exists);
-        `fill` adds what is known of an existing job to the claim's write. A created record's
-        open-job marker is written meanwhile: its future is put in `opened`."""
+        `fill` adds what is known of an existing job to the claim's write. The record is
+        written tagged open (job_store.py), so the sweeper finds it if this worker dies."""
         ttl = timedelta(seconds=self._limits.job_hold_seconds)
 
         def claim(current: JobRecord | None) -> JobRecord | None:
@@ -272,13 +268,6 @@ class DocumentEngine:
             first = claim(None)
             if first is not None and self._jobs.create(first):
                 record = first
-                # Sent at once (the sweeper must find the job if this worker dies from here
-                # on) and waited for beside the hold, instead of before the planning.
-                marker = begin(lambda: self._jobs.mark_open(job_id))
-                if opened is not None:
-                    opened.append(marker)
-                else:
-                    marker.result()
         if record is None:
             record = self._jobs.change(job_id, claim)
         if record is not None and record.worker == worker:
@@ -313,11 +302,9 @@ class DocumentEngine:
 
     # --- the work -------------------------------------------------------------------------
 
-    def _guarded(
-        self, record: JobRecord, worker: str, data: bytes, opened: Future[None] | None = None
-    ) -> JobOutcome:
+    def _guarded(self, record: JobRecord, worker: str, data: bytes) -> JobOutcome:
         try:
-            return self._work(record, worker, data, opened)
+            return self._work(record, worker, data)
         except Exception as error:
             # Anything unforeseen still leaves a record a person can read and is retried;
             # after the last attempt the record is final and an error blob says why.
@@ -326,20 +313,16 @@ class DocumentEngine:
                 record, worker, data, "unexpected_error", f"{type(error).__name__}: {error}"
             )
 
-    def _work(
-        self, record: JobRecord, worker: str, data: bytes, opened: Future[None] | None
-    ) -> JobOutcome:
+    def _work(self, record: JobRecord, worker: str, data: bytes) -> JobOutcome:
         try:
             plan = self._plan(record, worker, data)
         except (DocumentRejected, UnknownProfileError, ProfileConfigError) as refused:
-            if opened is not None:
-                opened.result()  # written before the job is closed, or it would outlive it
             code, reason = _refusal(refused)
             return self._recorder.fail(record, worker, code, reason)
         with log_fields(
             model=plan.hosted.name, deployment=plan.hosted.spec.name, hold_id=plan.hold_id
         ):
-            return self._on_deployment(plan, opened)
+            return self._on_deployment(plan)
 
     def _plan(self, record: JobRecord, worker: str, data: bytes) -> PlannedJob:
         text = decode_document(record.input_blob, data, max_bytes=self._limits.max_document_bytes)
@@ -362,14 +345,12 @@ class DocumentEngine:
         )
         return PlannedJob(record, profile, requests, hosted, worker, data)
 
-    def _on_deployment(self, plan: PlannedJob, opened: Future[None] | None) -> JobOutcome:
+    def _on_deployment(self, plan: PlannedJob) -> JobOutcome:
         hosted, worker = plan.hosted, plan.worker
         ledger = hosted.ledger
         run_ttl = timedelta(seconds=self._limits.job_hold_seconds)
         held = ledger.place_hold(plan.hold_id, "job", worker, run_ttl)
         try:
-            if opened is not None:
-                opened.result()  # sent with the claim: written by now, or its failure raised
             # The keeper renews the hold and the claim through the provisioning step too (a
             # readiness probe may be slow) and stops before any parking, whose longer hold
             # a late renewal must not cut short.

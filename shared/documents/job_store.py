@@ -1,8 +1,12 @@
 """The job-record adapter: one JSON blob per job in the jobs container, changed under ETags.
 
-Beside the records: `open/<job id>` markers for jobs not yet final (what the sweeper lists,
-instead of every record ever written), and `payloads/<job id>`, a parked job's document, kept
-until it is final (a new version of the input blob must not change what a parked job reads).
+Each record is written with the blob index tag `open` ("1" until the job is final, then "0"),
+in the same request as the record itself, so the sweeper finds the jobs not yet final with one
+query by tag instead of listing every record ever written, and no write is spent on marking a
+job open or closed. Beside the records: `open/<job id>` markers, how open jobs were marked
+before the tag (still listed, and removed once their job is final), and `payloads/<job id>`, a
+parked job's document, kept until it is final (a new version of the input blob must not change
+what a parked job reads).
 """
 
 from __future__ import annotations
@@ -16,13 +20,19 @@ from operator import itemgetter
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared.documents.jobs import JobRecord
+from shared.documents.jobs import TERMINAL, JobRecord
 from shared.storage import JsonBlobStore
 
+OPEN_TAG = "open"
 OPEN_PREFIX = "open/"
 PAYLOAD_PREFIX = "payloads/"
 # Blob listings report creation times to the second (RFC 1123 dates).
 _LISTING_RESOLUTION = timedelta(seconds=1)
+
+
+def index_tags(record: JobRecord) -> dict[str, str]:
+    """The blob index tags a job record is written with: whether the job is not final yet."""
+    return {OPEN_TAG: "0" if record.status in TERMINAL else "1"}
 
 
 class JobStore:
@@ -70,6 +80,7 @@ class JobStore:
     # --- open jobs (for the sweeper) ------------------------------------------------------
 
     def mark_open(self, job_id: str) -> None:
+        """An `open/` marker (how open jobs were marked before the index tag)."""
         with contextlib.suppress(ResourceExistsError):
             self._container.upload_blob(f"{OPEN_PREFIX}{job_id}", b"", overwrite=False)
 
@@ -78,9 +89,20 @@ class JobStore:
             self._container.delete_blob(f"{OPEN_PREFIX}{job_id}")
 
     def open_job_ids(self) -> Iterator[str]:
-        """Ids of jobs marked open, streamed page by page."""
+        """Ids of jobs not final yet, streamed page by page: records tagged open (the index is
+        eventually consistent in Azure: a job that just ended may still be listed), then any
+        `open/` markers left from before the tag."""
+        seen: set[str] = set()
+        for found in self._container.find_blobs_by_tags(f"\"{OPEN_TAG}\" = '1'"):
+            name = str(found.name)
+            if "/" not in name and name.endswith(".json"):
+                job_id = name.removesuffix(".json")
+                seen.add(job_id)
+                yield job_id
         for blob in self._container.list_blobs(name_starts_with=OPEN_PREFIX):
-            yield blob.name.removeprefix(OPEN_PREFIX)
+            job_id = blob.name.removeprefix(OPEN_PREFIX)
+            if job_id not in seen:
+                yield job_id
 
     # --- parked documents -----------------------------------------------------------------
 

@@ -124,10 +124,10 @@ class JobRecorder:
         self.close(record)
 
     def close(self, record: JobRecord) -> None:
-        """The job is final: the sweeper need not look at it again, nor keep its document."""
+        """The job is final (its record's last write untagged it as open): its kept document,
+        if it parked, is not needed any more."""
         if may_have_payload(record):
             self._jobs.drop_payload(record.id)
-        self._jobs.mark_closed(record.id)
 
     # --- outcomes -------------------------------------------------------------------------
 
