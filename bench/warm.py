@@ -2,10 +2,12 @@
 
 The simulator's inference latency is set to zero and the deployment's capacity is large
 enough that no request is throttled, so what is measured is everything the app does around
-the model call: job record (created claimed, open-job marker), version stamp,
-hold, ledger, the HTTPS round trip, result, release and teardown check. The deployment is
-made ready first by a warm-up document, resumed from the resume queue by hand as the queue
-trigger would; the measured documents then run inline (no queue hop) and must succeed.
+the model call: the input's version, the claim (job record), the hold, the HTTPS round trip,
+the outcome (its version's blob and the current name), the release and teardown check, the
+record's end. The deployment is made ready first by a warm-up document, resumed from the
+resume queue by hand as the queue trigger would; the measured documents then run inline (no
+queue hop) and must succeed. Each document's storage and management round trips are counted
+at the SDK's HTTP pipeline (bench/roundtrips.py) and reported by operation beside the times.
 """
 
 from __future__ import annotations
