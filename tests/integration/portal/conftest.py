@@ -75,8 +75,11 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="module")
 def playwright_driver(chromium_path: Path) -> Iterator[Playwright]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # The first API call builds the app's services in the host: slower than a page's 5 s
+    # default on a busy machine. Every wait is on a condition; this only bounds it.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as driver:
         yield driver
 

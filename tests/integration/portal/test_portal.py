@@ -35,7 +35,7 @@ LEASE = (
 )
 RFP = "Request for proposals: 40 laptops for the Lisbon office, proposals due 15 January.\n"
 WAIT = 60_000  # ms: a whole job, cold start included, at the simulator's pace
-COLD_START_SIMULATED_SECONDS = 2400
+COLD_START_SIMULATED_SECONDS = 3600
 # The hosted-models file's three and the built-in `default` (on the default model).
 PROFILES = 4
 
@@ -233,7 +233,7 @@ def test_a_cold_deployment_shows_the_wait_and_what_to_expect(
     browser: Browser, portal_host: PortalHost, simulator: RunningSimulator, artifacts: Path
 ) -> None:
 
-    # A start of 4 real seconds (2400 simulated at 600x): long enough to watch.
+    # A start of 6 real seconds (3600 simulated at 600x): long enough to watch.
     simulator.admin.configure(provisioning_seconds=COLD_START_SIMULATED_SECONDS)
     try:
         watch_cold_starts(browser, portal_host, artifacts)
@@ -278,11 +278,10 @@ def watch_cold_starts(browser: Browser, portal_host: PortalHost, artifacts: Path
         page.click("#submit-button")
         expect(page.locator("#job-name")).to_contain_text("rfp-lisbon-2.txt")
         expect(wait).to_be_visible(timeout=WAIT)
-        expect(wait).to_contain_text("the last time", timeout=WAIT)
-        expected = portal_host.model("rfps")["provisioning"]["expected_seconds"]
-        assert expected == pytest.approx(observed["expected_seconds"])
-        expect(wait).to_contain_text(f"took {duration_words(expected)} the last time")
+        observed_words = duration_words(observed["expected_seconds"])
+        expect(wait).to_contain_text(f"took {observed_words} the last time", timeout=WAIT)
         shot(page, artifacts, "07-cold-wait-observed")
+        expect(wait).to_contain_text("Expected to be ready at about")
         expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
 
 
@@ -347,7 +346,8 @@ def test_the_operations_view_shows_holds_and_why_the_deployment_is_up(
             batch = page.locator("#batches tbody tr").filter(has_text=run_id)
             expect(batch).to_contain_text("contracts")
             expect(batch.locator("progress")).to_have_count(1)
-            expect(batch).to_contain_text("waiting for deployment")
+            # Pending until its first slice runs, then waiting for the cold deployment.
+            expect(batch).to_contain_text(re.compile("pending|waiting for deployment"))
             shot(page, artifacts, "08-operations-holds")
             # The run goes on and ends; the view drops it from the runs under way.
             portal_host.wait_for(
