@@ -13,6 +13,7 @@ Without Chromium or Playwright every test here skips with one line saying why; u
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -51,26 +52,29 @@ def _under_ci() -> bool:
 
 
 def browser_unavailable(reason: str) -> None:
-    """Skip with one line locally; fail under CI, where the browser tests must run."""
+    """Skip the whole module with one line locally; fail under CI, where it must run."""
     if _under_ci():
         pytest.fail(f"the portal's browser tests cannot run under CI: {reason}", pytrace=False)
-    pytest.skip(f"portal browser tests skipped: {reason}")
+    pytest.skip(f"portal browser tests skipped: {reason}", allow_module_level=True)
 
 
-@pytest.fixture(scope="session")
-def chromium_path() -> Path:
+def require_browser() -> Path:
+    """Chromium's path, once Playwright and Chromium are known to be here (else see above)."""
     found = find_chromium()
     if found is None:
         browser_unavailable(
             "no Chromium found (make test installs Debian's 'chromium' as root; set "
             "PORTAL_CHROMIUM to another executable)"
         )
-    assert found is not None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("playwright") is None:
         browser_unavailable("Playwright is not installed (make install installs it)")
+    assert found is not None
     return found
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    return require_browser()
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,14 @@ import pytest
 from shared.console.flows import operator_hold_id
 from simulator.process import RunningSimulator
 from tests.conftest import SIMULATOR_TEST_CONFIG
-from tests.integration.portal.conftest import PortalHost, shot
+from tests.integration.portal.conftest import PortalHost, require_browser, shot
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, FilePayload, Page
 
 pytestmark = pytest.mark.slow
+# Without Chromium or Playwright: one line saying why, for the whole module (a failure in CI).
+require_browser()
 
 LEASE = (
     "Lease agreement between Contoso Ltd (landlord) and Fabrikam GmbH (tenant) for the "
@@ -224,6 +226,35 @@ def test_an_empty_file_gets_an_error_in_words_on_a_phone(
     )
 
 
+def test_a_job_that_fails_says_why_in_words(
+    browser: Browser, portal_host: PortalHost, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with portal_page(browser, portal_host, viewport={"width": 1280, "height": 900}) as (page, _):
+        expect(page.locator("#profile option")).to_have_count(PROFILES)
+        page.select_option("#profile", "contracts")
+        page.check("#source-text")
+        # The simulator's content filter flags this document, as Azure's would.
+        page.fill("#text", "Minutes of the board meeting. SIMULATOR:REFUSE\n")
+        page.fill("#filename", "minutes.txt")
+        page.click("#submit-button")
+        expect(page.locator("#job-status")).to_contain_text("Failed", timeout=WAIT)
+        error = page.locator("#job-error")
+        expect(error).to_be_visible()
+        expect(page.locator("#job-error-headline")).to_have_text("The model refused to answer")
+        expect(page.locator("#job-error-reason")).to_contain_text("content filter")
+        expect(error).to_be_focused()
+        expect(page.locator('#steps li[data-step="final"]')).to_have_class(re.compile("failed"))
+        expect(page.locator("#final-label")).to_have_text("Failed")
+        expect(page.locator("#job-result")).to_be_hidden()
+        row = page.locator("#recent tbody tr").filter(has_text="minutes.txt")
+        expect(row).to_contain_text("Failed")
+        shot(page, artifacts, "06-job-failed")
+        job = portal_host.get(f"jobs/{page.locator('#job-id').inner_text()}").json()
+        assert job["status"] == "failed" and job["error"]["code"] == "model_refused"
+
+
 def _absent(host: PortalHost, model: str) -> bool:
     view = host.model(model)
     return view["azure_state"] is None and not view["holds"]
@@ -262,7 +293,7 @@ def watch_cold_starts(browser: Browser, portal_host: PortalHost, artifacts: Path
         expect(page.locator('#steps li[data-step="waiting_for_deployment"]')).to_have_attribute(
             "aria-current", "step"
         )
-        shot(page, artifacts, "06-cold-wait-first-start")
+        shot(page, artifacts, "07-cold-wait-first-start")
         expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
         first_wait = page.locator("#provenance").inner_text()
         assert "Waited for the deployment" in first_wait
@@ -280,7 +311,7 @@ def watch_cold_starts(browser: Browser, portal_host: PortalHost, artifacts: Path
         expect(wait).to_be_visible(timeout=WAIT)
         observed_words = duration_words(observed["expected_seconds"])
         expect(wait).to_contain_text(f"took {observed_words} the last time", timeout=WAIT)
-        shot(page, artifacts, "07-cold-wait-observed")
+        shot(page, artifacts, "08-cold-wait-observed")
         expect(wait).to_contain_text("Expected to be ready at about")
         expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
 
@@ -348,7 +379,7 @@ def test_the_operations_view_shows_holds_and_why_the_deployment_is_up(
             expect(batch.locator("progress")).to_have_count(1)
             # Pending until its first slice runs, then waiting for the cold deployment.
             expect(batch).to_contain_text(re.compile("pending|waiting for deployment"))
-            shot(page, artifacts, "08-operations-holds")
+            shot(page, artifacts, "09-operations-holds")
             # The run goes on and ends; the view drops it from the runs under way.
             portal_host.wait_for(
                 lambda: not portal_host.ops()["batches"], "the batch run to end", timeout=90
