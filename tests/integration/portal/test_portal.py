@@ -380,6 +380,9 @@ def test_the_operations_view_shows_holds_and_why_the_deployment_is_up(
             # Pending until its first slice runs, then waiting for the cold deployment.
             expect(batch).to_contain_text(re.compile("pending|waiting for deployment"))
             shot(page, artifacts, "09-operations-holds")
+            page.set_viewport_size({"width": 390, "height": 844})
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            shot(page, artifacts, "10-operations-phone")
             # The run goes on and ends; the view drops it from the runs under way.
             portal_host.wait_for(
                 lambda: not portal_host.ops()["batches"], "the batch run to end", timeout=90

@@ -308,6 +308,10 @@
     }
     if (deployment.waiting_for) {
       parts.push(`It cannot be created yet: ${sentence(deployment.waiting_for)}`);
+    } else if (deployment.ledger_state === "ready") {
+      parts.push("The deployment now serves; the job goes on within moments.");
+    } else if (deployment.ledger_state === "deleting") {
+      parts.push("Its previous deployment is being deleted; it is created again as soon as Azure has finished.");
     } else if (deployment.expected_ready_at) {
       const ready = new Date(deployment.expected_ready_at).getTime();
       if (ready >= serverNow) {
@@ -318,7 +322,10 @@
         );
       }
     } else {
-      parts.push("The deployment's creation is about to be sent to Azure.");
+      parts.push("The request to create it goes to Azure within seconds.");
+    }
+    if (deployment.last_error && deployment.ledger_state === "failed") {
+      parts.push(`The last attempt failed: ${sentence(deployment.last_error)} It is tried again.`);
     }
     return parts.join(" ");
   }
