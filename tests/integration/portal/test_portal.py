@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from tests.conftest import SIMULATOR_TEST_CONFIG
 from tests.integration.portal.conftest import PortalHost, require_browser, shot
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, FilePayload, Page
+    from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Route
 
 pytestmark = pytest.mark.slow
 # Without Chromium or Playwright: one line saying why, for the whole module (a failure in CI).
@@ -44,13 +44,20 @@ PROFILES = 4
 
 @contextmanager
 def portal_page(
-    browser: Browser, host: PortalHost, path: str = "", **context_options: Any
+    browser: Browser,
+    host: PortalHost,
+    path: str = "",
+    *,
+    prepare: Callable[[BrowserContext], None] | None = None,
+    **context_options: Any,
 ) -> Iterator[tuple[Page, list[tuple[str, str | None]]]]:
     """A fresh browser context on a portal page, the key entered; yields the page and every
-    request it made (URL, x-functions-key header)."""
+    request it made (URL, x-functions-key header). `prepare` sees the context first."""
     from playwright.sync_api import expect
 
     context = browser.new_context(accept_downloads=True, **context_options)
+    if prepare is not None:
+        prepare(context)
     page = context.new_page()
     requests: list[tuple[str, str | None]] = []
     page.on("request", lambda r: requests.append((r.url, r.headers.get("x-functions-key"))))
@@ -397,3 +404,87 @@ def test_the_operations_view_shows_holds_and_why_the_deployment_is_up(
         simulator.admin.configure(
             provisioning_seconds=SIMULATOR_TEST_CONFIG["provisioning_seconds"]
         )
+
+
+# What `GET /api/report` answers once the app has the savings report (`hosting report --json`),
+# for a week with one model: here the browser is given it, to see the view draw it.
+REPORT = {
+    "since": "2026-11-30T00:00:00Z",
+    "until": "2026-12-03T12:00:00Z",
+    "by": "week",
+    "currency": "USD",
+    "complete": False,
+    "gaps": ["a hosting-log append failed on 2026-12-02; a cycle may be missing"],
+    "notes": [],
+    "totals": [
+        {
+            "model": "contracts",
+            "documents": 42,
+            "on_demand": {
+                "deploy_cycles": 3,
+                "hosted_hours": 1.5,
+                "total_cost": {"per_minute": 2.55, "per_started_hour": 5.1},
+            },
+            "always_on": {
+                "deploy_cycles": 1,
+                "hosted_hours": 84.0,
+                "total_cost": {"per_minute": 142.8, "per_started_hour": 142.8},
+            },
+            "per_document": {
+                "deploy_cycles": 42,
+                "hosted_hours": 4.2,
+                "total_cost": {"per_minute": 7.14, "per_started_hour": 71.4},
+            },
+            "saving_vs_always_on": {
+                "amount": {"per_minute": 140.25, "per_started_hour": 137.7},
+                "percent_per_minute": 98.2,
+                "percent_per_started_hour": 96.4,
+            },
+        }
+    ],
+}
+CHART = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="400" height="120">'
+    '<rect width="400" height="120" fill="#e6f0fa"/>'
+    '<rect x="20" y="20" width="40" height="80" fill="#0b5cad"/>'
+    '<rect x="80" y="20" width="280" height="80" fill="#a11a1a"/></svg>'
+)
+
+
+def serve_report(context: BrowserContext) -> None:
+    def answer(route: Route) -> None:
+        if "format=svg" in route.request.url:
+            route.fulfill(status=200, content_type="image/svg+xml", body=CHART)
+        else:
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(REPORT))
+
+    context.route("**/api/report?**", answer)
+
+
+def test_the_savings_report_is_drawn_with_its_chart_once_the_app_serves_it(
+    browser: Browser, portal_host: PortalHost, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with portal_page(
+        browser,
+        portal_host,
+        "ops.html",
+        prepare=serve_report,
+        viewport={"width": 1280, "height": 900},
+    ) as (page, requests):
+        table = page.locator("#savings-table")
+        expect(table).to_contain_text("contracts")
+        expect(table).to_contain_text("1.50 h in 3 starts")
+        expect(table).to_contain_text("$2.55 per minute, $5.10 per started hour")
+        expect(table).to_contain_text("$140.25 per minute, $137.70 per started hour (98% / 96%)")
+        expect(page.locator("#savings")).to_contain_text("The hosting log may have gaps")
+        chart = page.locator("#savings figure img")
+        expect(chart).to_be_visible()
+        assert page.evaluate("document.querySelector('#savings figure img').naturalWidth") == 400
+        shot(page, artifacts, "11-operations-savings")
+    asked = [(url, key) for url, key in requests if "/api/report" in url]
+    queries = [url.split("?", 1)[1] for url, _ in asked]
+    assert any(q.startswith("by=week&since=") and "format" not in q for q in queries), queries
+    assert any(q.endswith("&format=svg") for q in queries), queries
+    assert all(key == portal_host.key for _, key in asked), "the chart is fetched with the key"

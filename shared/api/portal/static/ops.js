@@ -190,11 +190,15 @@
     return monday.toISOString().slice(0, 10);
   }
 
+  function savingsQuery() {
+    return `by=week&since=${startOfWeek()}`;
+  }
+
   async function loadSavings() {
     const box = $("savings");
     let response;
     try {
-      response = await api(`report?by=week&since=${startOfWeek()}`);
+      response = await api(`report?${savingsQuery()}`);
     } catch (error) {
       box.textContent = "";
       box.append(element("p", { text: `The savings report could not be read. ${error.message}` }));
@@ -222,17 +226,81 @@
       box.append(element("p", { className: "message error", text: `The savings report failed (HTTP ${response.status}).${said}` }));
       return;
     }
-    renderReport(box, report);
+    if (Array.isArray(report.totals)) renderSavings(box, report);
+    else renderReport(box, report);
+    showChart(box);
   }
 
-  // The report's JSON is shown as it comes: its figures, its tables, and its chart.
+  function money(value, currency) {
+    if (typeof value !== "number") return "";
+    try {
+      return value.toLocaleString([], { style: "currency", currency: currency || "USD" });
+    } catch (error) {
+      return `${value.toFixed(2)} ${currency || ""}`.trim();
+    }
+  }
+
+  // Both readings of Azure's hourly fee: prorated per minute, or each started hour.
+  function billed(pair, currency) {
+    if (!pair || typeof pair !== "object") return "";
+    return `${money(pair.per_minute, currency)} per minute, ${money(pair.per_started_hour, currency)} per started hour`;
+  }
+
+  function percent(saving) {
+    if (!saving) return "";
+    const words = [];
+    if (typeof saving.percent_per_minute === "number") words.push(`${saving.percent_per_minute.toFixed(0)}%`);
+    if (typeof saving.percent_per_started_hour === "number") words.push(`${saving.percent_per_started_hour.toFixed(0)}%`);
+    return words.length ? ` (${words.join(" / ")})` : "";
+  }
+
+  // The report of GET /api/report (`hosting report --json`): this week's totals per model.
+  function renderSavings(box, report) {
+    const currency = report.currency;
+    box.append(element("p", { className: "meta", text: `From ${dateTime(report.since)} to ${dateTime(report.until)}. Hosting is billed per hour; whether Azure prorates it per minute or bills each started hour is not documented, so both are shown.` }));
+    if (!report.totals.length) {
+      box.append(element("p", { text: "No deployment was hosted in this period." }));
+    } else {
+      const headings = ["Model", "Hosted", "On demand", "Always on", "Per document", "Saved against always on", "Documents"];
+      const rows = report.totals.map((row) =>
+        element(
+          "tr",
+          {},
+          element("th", { scope: "row", text: row.model }),
+          element("td", { text: row.on_demand ? `${row.on_demand.hosted_hours.toFixed(2)} h in ${row.on_demand.deploy_cycles} start${row.on_demand.deploy_cycles === 1 ? "" : "s"}` : "" }),
+          element("td", { text: row.on_demand ? billed(row.on_demand.total_cost, currency) : "" }),
+          element("td", { text: row.always_on ? billed(row.always_on.total_cost, currency) : "" }),
+          element("td", { text: row.per_document ? billed(row.per_document.total_cost, currency) : "" }),
+          element("td", { text: row.saving_vs_always_on ? `${billed(row.saving_vs_always_on.amount, currency)}${percent(row.saving_vs_always_on)}` : "" }),
+          element("td", { text: String(row.documents ?? "") }),
+        ),
+      );
+      box.append(
+        element(
+          "div",
+          { className: "table-wrap" },
+          element(
+            "table",
+            { id: "savings-table" },
+            element("caption", { className: "visually-hidden", text: "This week's hosting cost per model, by strategy" }),
+            element("thead", {}, element("tr", {}, ...headings.map((h) => element("th", { scope: "col", text: h })))),
+            element("tbody", {}, ...rows),
+          ),
+        ),
+      );
+    }
+    const caveats = [...(report.gaps || []), ...(report.notes || [])];
+    if (report.complete === false || caveats.length) {
+      box.append(element("div", { className: "message warn" }, element("p", { className: "headline", text: report.complete === false ? "The hosting log may have gaps" : "Notes" }), ...caveats.map((c) => element("p", { text: sentence(String(c)) }))));
+    }
+  }
+
+  // A report of another shape: its figures and tables as they come.
   function renderReport(box, report) {
     const facts = element("dl", { className: "facts" });
     const tables = [];
-    const charts = [];
     for (const [key, value] of Object.entries(report)) {
-      if (key.toLowerCase().includes("chart") && typeof value === "string") charts.push(value);
-      else if (Array.isArray(value) && value.length && typeof value[0] === "object") tables.push([key, value]);
+      if (Array.isArray(value) && value.length && typeof value[0] === "object") tables.push([key, value]);
       else if (value === null || typeof value !== "object") facts.append(element("dt", { text: key.replaceAll("_", " ") }), element("dd", { text: String(value) }));
       else facts.append(element("dt", { text: key.replaceAll("_", " ") }), element("dd", { text: JSON.stringify(value) }));
     }
@@ -253,26 +321,20 @@
         ),
       );
     }
-    for (const chart of charts) showChart(box, chart);
   }
 
-  async function showChart(box, chart) {
-    const figure = element("figure", { className: "chart" });
-    const image = element("img", { alt: "The savings chart: hosted hours against always-on, and cost per strategy." });
-    if (chart.startsWith("data:image/")) image.src = chart;
-    else if (chart.trimStart().startsWith("<svg")) image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(chart)}`;
-    else {
-      // A route of the app: fetched with the key (an <img src> could not send the header).
-      try {
-        const response = await api(chart.replace(/^\/?api\//, ""));
-        if (!response.ok) return;
-        image.src = URL.createObjectURL(await response.blob());
-      } catch (error) {
-        return;
-      }
+  // The report's chart (format=svg), fetched with the key: an <img src> could not send it.
+  async function showChart(box) {
+    try {
+      const response = await api(`report?${savingsQuery()}&format=svg`);
+      const type = response.headers.get("content-type") || "";
+      if (!response.ok || !type.startsWith("image/")) return;
+      const image = element("img", { alt: "Hosted hours per day against always-on, and the cost of each strategy." });
+      image.src = URL.createObjectURL(await response.blob());
+      box.append(element("figure", { className: "chart" }, image));
+    } catch (error) {
+      // The figures above stand without the chart.
     }
-    figure.append(image);
-    box.append(figure);
   }
 
   $("refresh").addEventListener("click", () => {
