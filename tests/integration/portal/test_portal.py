@@ -61,6 +61,17 @@ def portal_page(
     page = context.new_page()
     requests: list[tuple[str, str | None]] = []
     page.on("request", lambda r: requests.append((r.url, r.headers.get("x-functions-key"))))
+    # Script errors, and anything the Content-Security-Policy refused, fail the test.
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     try:
         page.goto(host.portal_url + path)
         expect(page.locator("#key-dialog")).to_be_visible()
@@ -70,6 +81,7 @@ def portal_page(
         yield page, requests
     finally:
         context.close()
+    assert problems == []
 
 
 def duration_words(seconds: float) -> str:
@@ -260,6 +272,81 @@ def test_a_job_that_fails_says_why_in_words(
         shot(page, artifacts, "06-job-failed")
         job = portal_host.get(f"jobs/{page.locator('#job-id').inner_text()}").json()
         assert job["status"] == "failed" and job["error"]["code"] == "model_refused"
+
+
+# WCAG's contrast ratio of an element's text against the first opaque background behind it.
+CONTRAST = """(selectors) => {
+  const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = (c) => {
+      c /= 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const background = (node) => {
+    for (; node; node = node.parentElement) {
+      const colour = rgb(getComputedStyle(node).backgroundColor);
+      if (colour.length < 4 || colour[3] === 1) return colour.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return selectors.flatMap((selector) => [...document.querySelectorAll(selector)]
+    .filter((node) => node.offsetParent !== null)
+    .map((node) => {
+      const [a, b] = [luminance(rgb(getComputedStyle(node).color)), luminance(background(node))];
+      return [selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+    }));
+}"""
+
+
+def test_the_form_works_from_the_keyboard_alone_with_readable_contrast(
+    browser: Browser, portal_host: PortalHost, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with portal_page(browser, portal_host, viewport={"width": 1280, "height": 900}) as (page, _):
+        expect(page.locator("#profile option")).to_have_count(PROFILES)
+        page.locator("body").focus()
+        page.keyboard.press("Tab")
+        expect(page.locator(".skip-link")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#main")).to_be_focused()
+        # Tab to the document choice, then the arrow keys pick "Paste text".
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "source-file":
+                break
+        expect(page.locator("#source-file")).to_be_focused()
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#source-text")).to_be_checked()
+        expect(page.locator("#text")).to_be_visible()
+        page.keyboard.press("Tab")
+        expect(page.locator("#text")).to_be_focused()
+        page.keyboard.type("Supply contract between Contoso and Northwind.")
+        page.keyboard.press("Tab")
+        expect(page.locator("#filename")).to_be_focused()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("supply.txt")
+        page.keyboard.press("Tab")
+        expect(page.locator("#profile")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.locator("#questions")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.locator("#submit-button")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#job-heading")).to_be_focused()
+        expect(page.locator("#job-name")).to_contain_text("supply.txt")
+        expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
+        expect(page.locator("#result-heading")).to_be_focused()
+        shot(page, artifacts, "12-keyboard-done")
+        ratios = page.evaluate(
+            CONTRAST,
+            ["h1", "h2", ".lead", "label", ".hint", "button", ".status", ".badge", "dt", "dd"],
+        )
+        assert ratios
+        low = [(selector, round(ratio, 2)) for selector, ratio in ratios if ratio < 4.5]
+        assert low == [], "text below WCAG AA's 4.5:1"
 
 
 def _absent(host: PortalHost, model: str) -> bool:
