@@ -479,6 +479,7 @@
     rows.textContent = "";
     table.hidden = jobs.length === 0;
     $("recent-empty").hidden = jobs.length > 0;
+    $("clear-recent").hidden = jobs.length === 0;
     for (const job of jobs) {
       const open = element("button", { type: "button", className: "small", text: "Open", "aria-label": `Open job ${job.name}` });
       open.addEventListener("click", () => watch(job.id, job.name, true));
