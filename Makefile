@@ -10,7 +10,7 @@ AZURITE_STAMP := .tools/azurite/.installed
 CHECKOV_VENV := .tools/checkov/venv
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: all install test lint typecheck infra-check pytest demo dev simulator azurite bench lock clean
+.PHONY: all install browser test lint typecheck infra-check pytest demo dev simulator azurite bench lock clean
 
 all: test
 
@@ -43,7 +43,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: install
+# The portal's browser tests drive Debian's Chromium: installed here when missing (apt-get, as
+# root, as CI runs), else one line says why not and those tests skip (CI=true fails them).
+browser:
+	@$(PYTHON) -m scripts.chromium
+
+pytest: install browser
 	$(VENV)/bin/pytest
 
 # checkov over infra/ (offline): fails on any failed check, unparsed file, or empty run.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared.api.portal import portal_pages
 from shared.batch.messages import ContinueMessage
 from shared.documents.parking import ResumeMessage
 
@@ -195,3 +196,26 @@ def reconcile_schedules(timer: func.TimerRequest) -> None:
             outcome.error or outcome.provisioning or ("serving" if outcome.serving else "idle"),
             f"; batch runs {', '.join(outcome.batches_started)}" if outcome.batches_started else "",
         )
+
+
+@app.function_name("portal")
+@app.route(
+    route="portal/{*asset}", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS
+)
+def portal(req: func.HttpRequest) -> func.HttpResponse:
+    """The portal's pages (static files; they hold no data, so no key is needed for them)."""
+    return portal_pages().serve(req)
+
+
+@app.function_name("list_profiles")
+@app.route(route="profiles", methods=[func.HttpMethod.GET])
+def list_profiles(req: func.HttpRequest) -> func.HttpResponse:
+    """The processing profiles a document may be submitted with, and the submission limits."""
+    return get_services().profiles_api.list()
+
+
+@app.function_name("operations")
+@app.route(route="ops", methods=[func.HttpMethod.GET])
+def operations(req: func.HttpRequest) -> func.HttpResponse:
+    """Each hosted model's deployment, holds and schedule, and the batch runs under way."""
+    return get_services().operations_api.get()

@@ -31,6 +31,9 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 from shared.api.batches import BatchesApi
 from shared.api.jobs import JobsApi
+from shared.api.operations import OperationsApi
+from shared.api.profiles import ProfilesApi
+from shared.api.waits import DeploymentWait, deployment_wait
 from shared.batch.flows import BatchRunner, BatchStarter, BatchTimings
 from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
@@ -96,6 +99,9 @@ class AppServices:
     batch_starter: BatchStarter
     batch_queue: BatchQueue
     batches_api: BatchesApi
+    # The portal's lists: the profiles to submit with, and the operations view.
+    profiles_api: ProfilesApi
+    operations_api: OperationsApi
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -373,7 +379,22 @@ def build_services(
         max_document_bytes=settings.max_document_bytes,
         clock=clock,
     )
-    jobs_api = JobsApi(submissions=submissions, max_submit_bytes=settings.max_submit_bytes)
+
+    def wait_of(model_name: str) -> DeploymentWait | None:
+        """Where a hosted model's provisioning stands, for a job waiting on it."""
+        waited_on = hosted.get(model_name)
+        if waited_on is None:
+            return None
+        return deployment_wait(
+            waited_on.ledger.read(), clock(), default_seconds=settings.expected_provision_seconds
+        )
+
+    jobs_api = JobsApi(
+        submissions=submissions,
+        max_submit_bytes=settings.max_submit_bytes,
+        deployment_wait=wait_of,
+        clock=clock,
+    )
     sweeper = JobSweeper(
         jobs=jobs,
         resumes=resumes,
@@ -443,6 +464,19 @@ def build_services(
         batch_starter=batch_starter,
         batch_queue=batch_queue,
         batches_api=BatchesApi(batches),
+        profiles_api=ProfilesApi(
+            catalog,
+            default_profile=settings.default_profile,
+            max_document_bytes=settings.max_document_bytes,
+            max_submit_bytes=settings.max_submit_bytes,
+        ),
+        operations_api=OperationsApi(
+            deployments=deployments,
+            hosted=hosted,
+            runs=batches.runs,
+            clock=clock,
+            default_provision_seconds=settings.expected_provision_seconds,
+        ),
     )
 
 

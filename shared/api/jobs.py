@@ -1,17 +1,23 @@
 """The portal's HTTP API: submit a document, read a job. Adapts HTTP to `JobSubmissions`.
 
 Parses the request (JSON or multipart), answers bad input with 400 or 413 and what is wrong,
-and otherwise leaves validation and storage to `shared.documents.submissions`.
+and otherwise leaves validation and storage to `shared.documents.submissions`. A job that has
+not started yet also shows where its deployment's provisioning stands (`shared.api.waits`), so
+the portal can say how long the wait should be.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import AzureError
 
+from shared.api.waits import DeploymentWait
 from shared.documents.submissions import (
     JobSubmissions,
     Submission,
@@ -26,9 +32,18 @@ logger = logging.getLogger(__name__)
 class JobsApi:
     """Handles POST /api/jobs and GET /api/jobs/{id}."""
 
-    def __init__(self, *, submissions: JobSubmissions, max_submit_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        submissions: JobSubmissions,
+        max_submit_bytes: int,
+        deployment_wait: Callable[[str], DeploymentWait | None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._submissions = submissions
         self._max_submit_bytes = max_submit_bytes
+        self._deployment_wait = deployment_wait
+        self._clock = clock
 
     # --- POST /api/jobs -------------------------------------------------------------------
 
@@ -135,7 +150,22 @@ class JobsApi:
         except SubmissionInvalid as invalid:
             return json_response({"error": invalid.message}, invalid.status)
         final = view["status"] in ("succeeded", "failed")
+        # The server's time, so a page counts the wait from it rather than from its own clock.
+        view["checked_at"] = self._clock().isoformat()
+        if not final and view["status"] != "running" and view.get("model"):
+            view["deployment"] = self._wait_of(view["model"])
         return json_response(view, 200, headers={} if final else {"Retry-After": "5"})
+
+    def _wait_of(self, model: str) -> dict[str, Any] | None:
+        if self._deployment_wait is None:
+            return None
+        try:
+            wait = self._deployment_wait(model)
+        except AzureError:
+            # The job's own state is what was asked for; the expectation is a bonus.
+            logger.warning("reading the ledger of %s for a job's status failed", model)
+            return None
+        return wait.to_json() if wait is not None else None
 
 
 def status_url(request_url: str, job_id: str) -> str:

@@ -161,7 +161,10 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "input": f"{record.input_container}/{record.input_blob}",
         "profile": record.profile,
         "model": record.model,
+        "created": record.created.isoformat(),
         "waiting_reason": record.waiting_reason,
+        # Since when the job has waited for its deployment (None: it is not waiting for it).
+        "waiting_since": record.waiting_since.isoformat() if record.waiting_since else None,
         "questions": list(record.questions),
         "attempts": record.attempts,
         "history": [change.model_dump(mode="json") for change in record.history],

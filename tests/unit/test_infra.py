@@ -225,10 +225,15 @@ def test_function_app_triggers_match_the_deployment() -> None:
     assert functions[blob_function]["type"] == "blobTrigger"
     # Flex Consumption supports only the Event Grid source for blob triggers.
     assert functions[blob_function]["source"] == "EventGrid"
-    http = [t for t in functions.values() if t["type"] == "httpTrigger"]
+    http = {name: t for name, t in functions.items() if t["type"] == "httpTrigger"}
     assert http
-    for trigger in http:
-        # A key is needed for every HTTP route (no anonymous endpoint).
+    # The portal's pages are static files a browser navigates to, which cannot carry a key
+    # header; they hold no data, and every call they make needs the key.
+    portal = http.pop("portal")
+    assert str(portal["authLevel"]).lower() == "anonymous"
+    assert portal["route"] == "portal/{*asset}" and portal["methods"] == ["GET"], portal
+    for trigger in http.values():
+        # A key is needed for every other HTTP route (no anonymous data endpoint).
         assert str(trigger["authLevel"]).lower() in {"function", "admin"}, trigger
 
 
