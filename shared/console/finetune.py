@@ -233,7 +233,8 @@ def _finish(
             valid_loss=getattr(checkpoint.metrics, "valid_loss", None),
         )
         for checkpoint in checkpoints
-        if checkpoint.fine_tuned_model_checkpoint != job.fine_tuned_model
+        # The checkpoint at the last step is the fine-tuned model itself.
+        if curve_report is None or checkpoint.step_number != curve_report.last_step
     ]
     toml = hosting_toml(
         name or getattr(job, "suffix", None) or job.id.removeprefix("ftjob-")[:12],

@@ -97,22 +97,28 @@ def _digest(value: object) -> int:
 
 
 def _lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
-    """(byte offset, line without its end, or None if too long, full length) per line."""
+    """Per line: its byte offset, its bytes without the line end (None when longer than
+    `max_line_bytes`, then skipped in chunks, never held whole), and its length without the
+    line end, as an editor counts it."""
     offset = 0
     while True:
         raw = handle.readline(max_line_bytes + 1)
         if not raw:
             return
         length = len(raw)
-        if length > max_line_bytes and not raw.endswith(b"\n"):
-            while True:
-                chunk = handle.readline(_SKIP_CHUNK)
-                length += len(chunk)
-                if not chunk or chunk.endswith(b"\n"):
-                    break
-            yield offset, None, length
-        else:
-            yield offset, raw.rstrip(b"\r\n"), length
+        if length <= max_line_bytes or raw.endswith(b"\n"):
+            body = raw.rstrip(b"\r\n")
+            yield offset, body, len(body)
+            offset += length
+            continue
+        newline = False
+        while not newline:
+            chunk = handle.readline(_SKIP_CHUNK)
+            if not chunk:
+                break
+            length += len(chunk)
+            newline = chunk.endswith(b"\n")
+        yield offset, None, length - 1 if newline else length
         offset += length
 
 

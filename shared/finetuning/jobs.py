@@ -158,7 +158,10 @@ class FineTuning:
     def events(self, job_id: str, limit: int = 100) -> list[FineTuningJobEvent]:
         """The job's latest events, oldest first (the API lists newest first)."""
         page = self.client.fine_tuning.jobs.list_events(job_id, limit=limit)
-        return sorted(page.data, key=lambda event: event.created_at)
+        listed = list(page.data)
+        # Events of the same second keep the order Azure listed them in, reversed.
+        order = sorted(range(len(listed)), key=lambda i: (listed[i].created_at, -i))
+        return [listed[i] for i in order]
 
     def checkpoints(self, job_id: str, limit: int = 10) -> list[FineTuningJobCheckpoint]:
         """The job's checkpoints, newest first."""
