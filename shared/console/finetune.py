@@ -139,7 +139,9 @@ class _ProgressView:
             if isinstance(data.get("step"), int) and isinstance(data.get("total_steps"), int):
                 completed, total = data["step"], data["total_steps"]
         if total is not None and completed is not None:
-            self.progress.update(self.task, total=total, completed=completed)
+            self.progress.update(
+                self.task, total=total, completed=completed, steps=f"{completed}/{total} steps"
+            )
         if job.status == "succeeded":
             task = self.progress.tasks[0]
             self.progress.update(self.task, completed=task.total or 1, total=task.total or 1)
@@ -152,14 +154,14 @@ def _follow(
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} steps"),
+        TextColumn("{task.fields[steps]}"),
         TimeElapsedColumn(),
         console=err,
         transient=True,
         disable=quiet,
     )
     with progress:
-        view = _ProgressView(err, progress, progress.add_task(job_id, total=None))
+        view = _ProgressView(err, progress, progress.add_task(job_id, total=None, steps=""))
 
         def on_update(job: FineTuningJob, events: Sequence[FineTuningJobEvent]) -> None:
             if not quiet:

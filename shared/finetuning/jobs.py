@@ -29,6 +29,7 @@ from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 FILE_DONE_STATUSES = frozenset({"processed", "error", "failed", "deleted"})
 FINE_TUNE_PURPOSE: Literal["fine-tune"] = "fine-tune"
+FILE_POLL_SECONDS = 2.0
 
 
 class FineTuningError(RuntimeError):
@@ -104,7 +105,8 @@ class FineTuning:
                     f"{path.name} ({uploaded.id}) still {uploaded.status} after "
                     f"{max_wait_seconds:.0f} s; look again with `hosting finetune files`"
                 )
-            self._sleep(self.poll_seconds)
+            # Files take seconds to process, jobs minutes to hours: look sooner for a file.
+            self._sleep(min(self.poll_seconds, FILE_POLL_SECONDS))
             uploaded = self.client.files.retrieve(uploaded.id)
         if uploaded.status != "processed":
             detail = uploaded.status_details or "no details given"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 HERE = Path(__file__).parent / "datasets"
@@ -37,7 +38,7 @@ def with_broken_line(broken: bytes, *, total: int = 12) -> bytes:
     return b"".join(lines)
 
 
-def chat(*messages: dict[str, object], **extra: object) -> bytes:
+def chat(*messages: Mapping[str, object], **extra: object) -> bytes:
     return line({"messages": list(messages), **extra})
 
 
