@@ -3,8 +3,9 @@
 Streaming: each file is read a line at a time (a line longer than `max_line_bytes` is an error
 and is skipped in chunks, never held whole), and what is remembered per example is fixed-size
 numbers in packed arrays: an 8-byte digest of the canonical example, its 4-byte line number and
-its 4-byte token count (about 16 bytes an example, whatever the example's size). Duplicates and
-examples shared between the two files are found from the digests once both files are read.
+nothing else (12 bytes an example, whatever the example's size; finding duplicates sorts them,
+about 40 bytes an example for a moment). Token counts go into a fixed-size histogram. Duplicates
+and examples shared between the two files are found from the digests once both are read.
 Findings are capped per code (see `report.Findings`). A 1 GB file's peak memory is measured in
 `bench/finetune_data.py` (BENCHMARKS.md).
 
@@ -51,6 +52,41 @@ _SKIP_CHUNK = 1024 * 1024
 _FORMAT_NAMES: dict[str, str] = {"chat": "chat", "prompt_completion": "prompt/completion"}
 
 
+class TokenHistogram:
+    """Tokens per example as a histogram up to the model's limit: exact min, median, max and
+    total in fixed memory (an example over the limit counts as limit + 1 for the median)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.counts = array("Q", bytes(8 * (limit + 2)))
+        self.examples = 0
+        self.minimum: int | None = None
+        self.maximum = 0
+        self.total = 0
+
+    def add(self, tokens: int) -> None:
+        self.counts[min(tokens, self.limit + 1)] += 1
+        self.examples += 1
+        self.total += tokens
+        self.maximum = max(self.maximum, tokens)
+        self.minimum = tokens if self.minimum is None else min(self.minimum, tokens)
+
+    def _value_at(self, rank: int, cumulative: np.ndarray) -> int:
+        return int(np.searchsorted(cumulative, rank, side="right"))
+
+    def stats(self) -> TokenStats:
+        cumulative = np.cumsum(np.frombuffer(self.counts, dtype=np.uint64))
+        middle = self.examples // 2
+        if self.examples % 2:
+            median = float(self._value_at(middle, cumulative))
+        else:
+            low, high = self._value_at(middle - 1, cumulative), self._value_at(middle, cumulative)
+            median = (low + high) / 2
+        return TokenStats(
+            minimum=self.minimum or 0, median=median, maximum=self.maximum, total=self.total
+        )
+
+
 @dataclass
 class _FileScan:
     """What one pass over a file keeps: fixed-size numbers per example, and counts."""
@@ -66,19 +102,13 @@ class _FileScan:
     format_line: int = 0
     digests: array[int] = field(default_factory=lambda: array("Q"))
     digest_lines: array[int] = field(default_factory=lambda: array("I"))
-    tokens: array[int] = field(default_factory=lambda: array("I"))
+    token_counts: TokenHistogram | None = None
     billed_tokens: int = 0
 
     def stats(self) -> FileStats:
         token_stats = None
-        if len(self.tokens):
-            counts = np.frombuffer(self.tokens, dtype=np.uint32)
-            token_stats = TokenStats(
-                minimum=int(counts.min()),
-                median=float(np.median(counts)),
-                maximum=int(counts.max()),
-                total=int(counts.sum(dtype=np.uint64)),
-            )
+        if self.token_counts is not None and self.token_counts.examples:
+            token_stats = self.token_counts.stats()
         return FileStats(
             path=str(self.path),
             role=self.role,
@@ -149,7 +179,12 @@ class _Scanner:
         self.findings.add(Finding(severity, code, message, str(scan.path), line, byte_offset))
 
     def scan(self, path: Path, role: str) -> _FileScan:
-        scan = _FileScan(path=path, role=role, size_bytes=path.stat().st_size)
+        scan = _FileScan(
+            path=path,
+            role=role,
+            size_bytes=path.stat().st_size,
+            token_counts=TokenHistogram(self.token_limit),
+        )
         upload_limit = int(FILE_LIMITS.max_upload_bytes.value)
         if scan.size_bytes > upload_limit:
             self._add(
@@ -230,7 +265,8 @@ class _Scanner:
                     f"{self.token_limit:,} per example; shorten or split it",
                     line,
                 )
-            scan.tokens.append(min(tokens, 0xFFFFFFFF))
+            assert scan.token_counts is not None
+            scan.token_counts.add(tokens)
             scan.billed_tokens += min(tokens, self.token_limit)
         if not has_error:
             scan.valid_examples += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.documents.tokens import EstimatingTokenCounter
-from shared.finetuning.dataset import DEFAULT_MAX_LINE_BYTES, check_dataset
+from shared.finetuning.dataset import DEFAULT_MAX_LINE_BYTES, TokenHistogram, check_dataset
 from shared.finetuning.examples import Code, Severity
 from shared.finetuning.limits import DEFAULT_EPOCH_RULE, UnknownBaseModel, base_model_limits
 from shared.finetuning.report import DatasetReport
@@ -238,3 +238,20 @@ def test_an_unknown_model_is_refused_naming_the_known_ones() -> None:
 )
 def test_the_default_epoch_rule(examples: int, epochs: int) -> None:
     assert DEFAULT_EPOCH_RULE.epochs_for(examples) == epochs
+
+
+@pytest.mark.parametrize(
+    ("values", "median"),
+    [([7], 7.0), ([3, 9], 6.0), ([5, 1, 4, 4], 4.0), ([1, 2, 50, 60, 70], 50.0)],
+)
+def test_the_token_histogram_gives_the_exact_median(values: list[int], median: float) -> None:
+    histogram = TokenHistogram(limit=64)
+    for value in values:
+        histogram.add(value)
+    stats = histogram.stats()
+    assert (stats.minimum, stats.median, stats.maximum, stats.total) == (
+        min(values),
+        median,
+        max(values),
+        sum(values),
+    )
