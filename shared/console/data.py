@@ -28,7 +28,7 @@ data_app = typer.Typer(
 _JsonOption = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
 _DataFile = Annotated[
     Path,
-    typer.Argument(metavar="TRAIN.jsonl", exists=True, dir_okay=False, help="The training file."),
+    typer.Argument(metavar="TRAIN", exists=True, dir_okay=False, help="The training file."),
 ]
 
 
@@ -37,9 +37,7 @@ def check(
     training: _DataFile,
     validation: Annotated[
         Path | None,
-        typer.Argument(
-            metavar="[VALID.jsonl]", exists=True, dir_okay=False, help="The validation file."
-        ),
+        typer.Argument(metavar="VALID", exists=True, dir_okay=False, help="The validation file."),
     ] = None,
     *,
     base: Annotated[

@@ -273,9 +273,9 @@ def _finish(
 @finetune_app.command("start")
 def start(
     ctx: typer.Context,
-    training: Annotated[Path, typer.Argument(metavar="TRAIN.jsonl", exists=True, dir_okay=False)],
+    training: Annotated[Path, typer.Argument(metavar="TRAIN", exists=True, dir_okay=False)],
     validation: Annotated[
-        Path | None, typer.Argument(metavar="[VALID.jsonl]", exists=True, dir_okay=False)
+        Path | None, typer.Argument(metavar="VALID", exists=True, dir_okay=False)
     ] = None,
     *,
     base: Annotated[

@@ -58,12 +58,19 @@ def test_a_job_moves_through_every_status_to_a_model_with_results(tuning: FineTu
         CLEAN.stat().st_size,
     )
     job = tuning.create(
-        JobSpec(model="gpt-4.1-mini-2025-04-14", n_epochs=2, seed=7, suffix="tickets"),
+        JobSpec(
+            model="gpt-4.1-mini-2025-04-14",
+            n_epochs=2,
+            seed=7,
+            suffix="tickets",
+            training_type="globalstandard",
+        ),
         training.id,
         validation.id,
     )
     assert job.status == "validating_files"
     assert (job.hyperparameters.n_epochs, job.seed) == (2, 7)
+    assert getattr(job, "trainingType", None) == "globalstandard"  # Azure's own field
     statuses: list[str] = []
     messages: list[str] = []
 
