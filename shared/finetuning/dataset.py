@@ -1,11 +1,11 @@
 """Checking a training file (and a validation file) before any upload: `check_dataset`.
 
-Streaming: each file is read a line at a time (a line longer than `max_line_bytes` is an error
-and is skipped in chunks, never held whole), and what is remembered per example is fixed-size
-numbers in packed arrays: an 8-byte digest of the canonical example, its 4-byte line number and
-nothing else (12 bytes an example, whatever the example's size; finding duplicates sorts them,
-about 40 bytes an example for a moment). Token counts go into a fixed-size histogram. Duplicates
-and examples shared between the two files are found from the digests once both are read.
+Streaming, in memory that does not grow with the file: each file is read a line at a time (a
+line longer than `max_line_bytes` is an error and is skipped in chunks, never held whole);
+tokens per example go into a fixed-size histogram; each valid example's 8-byte digest (of its
+canonical JSON) and line number are spilled to temporary bucket files (`spill.py`, 12 bytes
+an example on disk), from which duplicates and examples shared between the two files are found
+one bucket at a time once both files are read.
 Findings are capped per code (see `report.Findings`). A 1 GB file's peak memory is measured in
 `bench/finetune_data.py` (BENCHMARKS.md).
 
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -44,6 +45,7 @@ from shared.finetuning.report import (
     TokenStats,
     TrainingEstimate,
 )
+from shared.finetuning.spill import DigestBuckets, duplicates, shared
 
 UTF8_BOM = b"\xef\xbb\xbf"
 # No example under any model's token limit comes near this; a longer line is refused unread.
@@ -100,8 +102,7 @@ class _FileScan:
     valid_examples: int = 0
     data_format: DataFormat | None = None
     format_line: int = 0
-    digests: array[int] = field(default_factory=lambda: array("Q"))
-    digest_lines: array[int] = field(default_factory=lambda: array("I"))
+    digests: DigestBuckets | None = None
     token_counts: TokenHistogram | None = None
     billed_tokens: int = 0
 
@@ -159,7 +160,9 @@ class _Scanner:
         counter: TokenCounter,
         findings: Findings,
         max_line_bytes: int,
+        spill_directory: Path,
     ) -> None:
+        self.spill_directory = spill_directory
         self.limits = limits
         self.counter = counter
         self.findings = findings
@@ -184,6 +187,7 @@ class _Scanner:
             role=role,
             size_bytes=path.stat().st_size,
             token_counts=TokenHistogram(self.token_limit),
+            digests=DigestBuckets(self.spill_directory, role),
         )
         upload_limit = int(FILE_LIMITS.max_upload_bytes.value)
         if scan.size_bytes > upload_limit:
@@ -270,8 +274,8 @@ class _Scanner:
             scan.billed_tokens += min(tokens, self.token_limit)
         if not has_error:
             scan.valid_examples += 1
-            scan.digests.append(_digest(value))
-            scan.digest_lines.append(line)
+            assert scan.digests is not None
+            scan.digests.add(_digest(value), line)
 
     def _format(self, scan: _FileScan, line: int, data_format: DataFormat) -> bool:
         """Record the file's format from its first example; True if this line breaks it."""
@@ -308,62 +312,41 @@ class _Scanner:
         return total
 
 
-def _first_of_each(digests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (sorted by digest) and, for each, the position of its digest's first copy."""
-    order = np.argsort(digests, kind="stable")
-    ordered = digests[order]
-    starts = np.ones(len(ordered), dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    run_of = np.cumsum(starts) - 1
-    first = order[np.flatnonzero(starts)][run_of]
-    return order, first
-
-
 def _duplicates(scan: _FileScan, findings: Findings) -> None:
-    if len(scan.digests) < 2:
-        return
-    digests = np.frombuffer(scan.digests, dtype=np.uint64)
-    lines = np.frombuffer(scan.digest_lines, dtype=np.uint32)
-    order, first = _first_of_each(digests)
-    repeated = order != first
-    pairs = np.stack([lines[order[repeated]], lines[first[repeated]]], axis=1)
-    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
-    for line, original in pairs.tolist():
-        findings.add(
+    assert scan.digests is not None
+    found = duplicates(scan.digests, findings.max_per_code)
+    findings.add_counted(
+        [
             Finding(
                 Severity.WARNING,
                 Code.DUPLICATE,
                 f"the same example as line {original}",
                 str(scan.path),
-                int(line),
+                line,
             )
-        )
+            for line, original in found.pairs
+        ],
+        found.total,
+    )
 
 
 def _shared(training: _FileScan, validation: _FileScan, findings: Findings) -> None:
-    if not len(training.digests) or not len(validation.digests):
-        return
-    train_digests = np.frombuffer(training.digests, dtype=np.uint64)
-    train_lines = np.frombuffer(training.digest_lines, dtype=np.uint32)
-    order = np.argsort(train_digests, kind="stable")
-    ordered = train_digests[order]
-    valid_digests = np.frombuffer(validation.digests, dtype=np.uint64)
-    valid_lines = np.frombuffer(validation.digest_lines, dtype=np.uint32)
-    where = np.searchsorted(ordered, valid_digests)
-    inside = where < len(ordered)
-    found = np.zeros(len(valid_digests), dtype=bool)
-    found[inside] = ordered[where[inside]] == valid_digests[inside]
-    for line, position in zip(valid_lines[found].tolist(), where[found].tolist(), strict=True):
-        findings.add(
+    assert training.digests is not None and validation.digests is not None
+    found = shared(training.digests, validation.digests, findings.max_per_code)
+    findings.add_counted(
+        [
             Finding(
                 Severity.WARNING,
                 Code.SHARED_WITH_TRAINING,
-                f"the same example as line {int(train_lines[order[position]])} of the training "
-                f"file {training.path}; a validation example seen in training says nothing",
+                f"the same example as line {original} of the training file {training.path}; "
+                "a validation example seen in training says nothing",
                 str(validation.path),
-                int(line),
+                line,
             )
-        )
+            for line, original in found.pairs
+        ],
+        found.total,
+    )
 
 
 def _count_rules(scan: _FileScan, findings: Findings) -> None:
@@ -410,16 +393,20 @@ def check_dataset(
     limits = base_model_limits(base_model)
     counter = counter or make_token_counter(limits.encoding)
     findings = Findings(max_per_code=max_per_code)
-    scanner = _Scanner(limits, counter, findings, max_line_bytes)
-    train_scan = scanner.scan(training, "training")
-    _count_rules(train_scan, findings)
-    _duplicates(train_scan, findings)
-    scans = [train_scan]
-    if validation is not None:
-        valid_scan = scanner.scan(validation, "validation")
-        _duplicates(valid_scan, findings)
-        _shared(train_scan, valid_scan, findings)
-        scans.append(valid_scan)
+    with tempfile.TemporaryDirectory(prefix="dataset-check-") as spill:
+        scanner = _Scanner(limits, counter, findings, max_line_bytes, Path(spill))
+        train_scan = scanner.scan(training, "training")
+        _count_rules(train_scan, findings)
+        _duplicates(train_scan, findings)
+        scans = [train_scan]
+        if validation is not None:
+            valid_scan = scanner.scan(validation, "validation")
+            _duplicates(valid_scan, findings)
+            _shared(train_scan, valid_scan, findings)
+            scans.append(valid_scan)
+        for scan in scans:
+            assert scan.digests is not None
+            scan.digests.close()
     findings.kept.sort(key=lambda f: (f.file != str(training), f.line or 0))
     rule = DEFAULT_EPOCH_RULE
     chosen_epochs = epochs if epochs is not None else rule.epochs_for(train_scan.valid_examples)

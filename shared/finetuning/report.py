@@ -62,6 +62,13 @@ class Findings:
         if self.counts[key] <= self.max_per_code:
             self.kept.append(finding)
 
+    def add_counted(self, first: list[Finding], total: int) -> None:
+        """Findings of one code of which only the `first` (in line order) were kept."""
+        for finding in first:
+            self.add(finding)
+        if first and total > len(first):
+            self.counts[(first[0].severity, first[0].code)] += total - len(first)
+
     @property
     def errors(self) -> int:
         return sum(n for (severity, _), n in self.counts.items() if severity is Severity.ERROR)

@@ -255,3 +255,17 @@ def test_the_token_histogram_gives_the_exact_median(values: list[int], median: f
         max(values),
         sum(values),
     )
+
+
+def test_duplicates_are_listed_first_by_line_and_counted_in_full(tmp_path: Path) -> None:
+    clean = (DATASETS / "clean.jsonl").read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
+    # Lines 1-40 clean; then each of lines 1-20 again, twice over: 40 duplicates.
+    path = tmp_path / "repeats.jsonl"
+    path.write_bytes(b"\n".join(clean[:40] + clean[:20] + clean[:20]) + b"\n")
+    report = check_dataset(
+        path, base_model="gpt-4o-mini", counter=EstimatingTokenCounter(), max_per_code=5
+    )
+    kept = [(f.line, f.message) for f in report.findings.kept if f.code is Code.DUPLICATE]
+    assert kept == [(41 + n, f"the same example as line {1 + n}") for n in range(5)]
+    assert report.to_json()["counts"]["warning"]["duplicate"] == 40
+    assert report.findings.left_out() == {"duplicate": 35}
