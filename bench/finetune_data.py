@@ -1,7 +1,7 @@
 """Benchmark: `check_dataset`'s peak memory on a 1 GB training file against a small one.
 
 `python -m bench.finetune_data [--large-mb 1024] [--small-mb 64]` writes two JSONL files of
-chat examples (about 1 KB each, one in a hundred a duplicate, so the duplicate search has
+chat examples (about 860 bytes each, one in a hundred a duplicate, so the duplicate search has
 work) into a temporary directory, then checks each in a fresh process (`--worker`), which
 reports its peak RSS (`ru_maxrss`), its time and its throughput. The figure that matters is
 the ratio of the two peaks: memory flat in the file's size means a ratio near 1 although the
@@ -27,7 +27,7 @@ DUPLICATE_EVERY = 100
 
 
 def write_dataset(path: Path, size_bytes: int) -> int:
-    """Chat examples of about 1 KB until the file reaches `size_bytes`; returns the count."""
+    """Chat examples of about 860 bytes until the file is `size_bytes`; returns the count."""
     filler = "The customer writes about an invoice that does not match the order. " * 10
     written = examples = 0
     with path.open("wb") as handle:

@@ -26,7 +26,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from shared.catalog import ModelDefaults, catalog_from_data
 from shared.console.app import main
 from shared.finetuning.curves import check_curves, parse_results_csv
-from shared.finetuning.jobs import FineTuning, JobSpec
+from shared.finetuning.jobs import FineTuning, FineTuningError, JobSpec
 from tests.integration.console.test_console import ENVIRONMENT
 
 DATASETS = Path(__file__).resolve().parents[2] / "unit" / "finetuning" / "datasets"
@@ -133,6 +133,15 @@ def test_a_running_job_is_cancelled_and_stays_cancelled(tuning: FineTuning) -> N
     assert later.fine_tuned_model is None
     assert not later.result_files  # Azure sends null
     assert tuning.events(job.id)[-1].message == "Job cancelled."
+
+
+def test_following_gives_up_after_its_limit_and_the_job_goes_on(tuning: FineTuning) -> None:
+    training = tuning.upload(CLEAN)
+    job = tuning.create(JobSpec(model="gpt-4o-mini"), training.id)
+    gave_up = f"job {job.id} is still [a-z_]+ after 0 s; it goes on in Azure"
+    with pytest.raises(FineTuningError, match=gave_up):
+        tuning.follow(job.id, lambda _job, _events: None, max_wait_seconds=0.0)
+    assert tuning.get(job.id).status not in {"failed", "cancelled"}
 
 
 def test_azure_refuses_a_model_it_cannot_fine_tune(tuning: FineTuning) -> None:
