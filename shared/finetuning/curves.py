@@ -153,38 +153,43 @@ def _window(series: Series, thresholds: CurveThresholds) -> int:
     return max(1, round(len(series) * thresholds.window_fraction))
 
 
-def _check_falls(series: Series, thresholds: CurveThresholds, report: CurveReport) -> None:
+def _ends(series: Series, thresholds: CurveThresholds) -> tuple[float, float, int] | None:
+    """Mean of the first and of the last window of the series, and the window's size."""
     if len(series) < thresholds.min_points:
-        return
+        return None
     size = _window(series, thresholds)
-    first, last = _mean(series.values[:size]), _mean(series.values[-size:])
-    if last > first * (1 - thresholds.min_relative_fall):
+    return _mean(series.values[:size]), _mean(series.values[-size:]), size
+
+
+def _trend_warning(
+    series: Series, size: int, verdict: str, first: float, last: float
+) -> CurveWarning:
+    return CurveWarning(
+        series.name,
+        series.steps[-size],
+        f"{verdict}: {first:.4f} on average over steps {series.steps[0]}-"
+        f"{series.steps[size - 1]}, {last:.4f} over steps {series.steps[-size]}-{series.steps[-1]}",
+    )
+
+
+def _check_falls(series: Series, thresholds: CurveThresholds, report: CurveReport) -> None:
+    ends = _ends(series, thresholds)
+    if ends is not None and ends[1] > ends[0] * (1 - thresholds.min_relative_fall):
+        warning = _trend_warning(series, ends[2], "training loss did not fall", *ends[:2])
         report.warnings.append(
             CurveWarning(
-                series.name,
-                series.steps[-size],
-                f"training loss did not fall: {first:.4f} on average over steps "
-                f"{series.steps[0]}-{series.steps[size - 1]}, {last:.4f} over steps "
-                f"{series.steps[-size]}-{series.steps[-1]}; check the data and the learning "
-                "rate multiplier",
+                warning.curve,
+                warning.step,
+                warning.message + "; check the data and the learning rate multiplier",
             )
         )
 
 
 def _check_rises(series: Series, thresholds: CurveThresholds, report: CurveReport) -> None:
-    if len(series) < thresholds.min_points:
-        return
-    size = _window(series, thresholds)
-    first, last = _mean(series.values[:size]), _mean(series.values[-size:])
-    if last < first + thresholds.min_accuracy_rise:
+    ends = _ends(series, thresholds)
+    if ends is not None and ends[1] < ends[0] + thresholds.min_accuracy_rise:
         report.warnings.append(
-            CurveWarning(
-                series.name,
-                series.steps[-size],
-                f"token accuracy did not rise: {first:.4f} on average over steps "
-                f"{series.steps[0]}-{series.steps[size - 1]}, {last:.4f} over steps "
-                f"{series.steps[-size]}-{series.steps[-1]}",
-            )
+            _trend_warning(series, ends[2], "token accuracy did not rise", *ends[:2])
         )
 
 
