@@ -16,6 +16,7 @@ from aiohttp import web
 from simulator.config import ConfigError
 from simulator.errors import INJECTABLE_STATUSES, ApiError
 from simulator.faults import ErrorFault, Plane
+from simulator.finetuning_routes import FINETUNING_KEY
 from simulator.http_common import json_answer, read_json_object, state_of
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ async def health(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     state_of(request).reset()
+    if FINETUNING_KEY in request.app:
+        request.app[FINETUNING_KEY].clear()
     return json_answer({"status": "reset"})
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import trustme
 from aiohttp import web
 
-from simulator import admin_routes, dataplane, management
+from simulator import admin_routes, dataplane, finetuning_routes, management
 from simulator.clock import ScaledClock
 from simulator.config import SimulatorConfig
 from simulator.http_common import STATE_KEY, azure_answers_middleware
@@ -45,6 +45,7 @@ def create_app(state: SimulatorState) -> web.Application:
     app = web.Application(middlewares=[azure_answers_middleware], client_max_size=MAX_BODY_BYTES)
     app[STATE_KEY] = state
     admin_routes.add_routes(app)
+    finetuning_routes.add_routes(app)  # before the data plane's catch-all /openai route
     dataplane.add_routes(app)
     management.add_routes(app)
     return app

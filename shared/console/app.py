@@ -22,6 +22,7 @@ import typer
 from azure.core.exceptions import AzureError
 from rich.console import Console
 
+from shared.console.data import data_app
 from shared.console.display import (
     UpProgress,
     batch_detail,
@@ -43,6 +44,7 @@ from shared.console.display import (
     stdout_console,
 )
 from shared.console.errors import ConsoleError, ExitCode
+from shared.console.finetune import finetune_app
 from shared.console.flows import (
     bring_up,
     current_operator,
@@ -665,6 +667,11 @@ def batch_status(
         print_json(view)
     else:
         session.out.print(batch_detail(view))
+
+
+# Fine-tuning: dataset checks (shared/console/data.py) and jobs (shared/console/finetune.py).
+app.add_typer(data_app, name="data")
+app.add_typer(finetune_app, name="finetune")
 
 
 # --- entry point ----------------------------------------------------------------------------
