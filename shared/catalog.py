@@ -51,6 +51,7 @@ from shared.documents.profiles import (
     parse_profiles,
 )
 from shared.schedules.models import BatchSchedule, WindowSettings
+from shared.schedules.occurrences import longest_length
 
 DeploymentType = Literal["Standard", "GlobalStandard", "DeveloperTier", "ProvisionedManaged"]
 SINGLE_MODEL_NAME = "default"
@@ -325,10 +326,11 @@ def _check_windows_fit_lifetime(
 ) -> None:
     # The reaper deletes a deployment past its maximum lifetime even under holds (the
     # backstop against leaked holds), so a window longer than it would lose its deployment.
-    # An hour is added for a night window over a clock change.
+    # A window over a clock change counts the hour it gains; one that no change crosses
+    # (08:00-18:00 in Berlin) counts only its wall-clock length.
     lifetime = timedelta(seconds=model.max_lifetime_seconds)
     for window in windows:
-        longest = window.nominal_length + window.lead + timedelta(hours=1)
+        longest = longest_length(window) + window.lead
         if longest > lifetime:
             problems.append(
                 f"model {model.name!r}, window {window.name!r}: lasts up to {longest} with its "
