@@ -346,10 +346,15 @@ class BatchRunner:
         now = self.clock()
         if deadline_passed(run, now):
             return self._end_at_deadline(run, hosted, worker, self._left_from(run, run.marker))
+        if run.needed_since is None:
+            # Nothing is asked of the deployment until a document needs it: a run over a
+            # prefix already done (a nightly batch with nothing new) provisions nothing.
+            found = self._first_needing_model(run, hosted, worker)
+            if isinstance(found, SliceOutcome):
+                return found
+            run = self._update(found, worker, needed_since=self.clock())
         ttl = timedelta(seconds=self.timings.hold_seconds)
         held = hosted.ledger.place_hold(run.hold_id, "batch", worker, ttl)
-        if run.needed_since is None:
-            run = self._update(run, worker, needed_since=now)
         try:
             step = hosted.provisioner.advance(worker, waiting_since=run.needed_since, known=held)
         except ProvisioningError as error:
@@ -359,6 +364,51 @@ class BatchRunner:
         if step.record is None:
             return self._wait(run, hosted, worker, step.reason, step.wait_seconds)
         return self._process(run, hosted, worker, step.record)
+
+    def _first_needing_model(
+        self, run: BatchRun, hosted: HostedDeployment, worker: str
+    ) -> BatchRun | SliceOutcome:
+        """Move the marker past the pages whose documents all have an outcome already, with
+        storage reads only; the run (its marker at the first page with a document to answer),
+        or how the slice ends (the listing is done, the deadline or the slice's time came)."""
+        stop_at = self._monotonic() + self.timings.slice_seconds
+        with ThreadPoolExecutor(
+            max_workers=self.timings.concurrency, thread_name_prefix=f"batch-{run.run_id}"
+        ) as pool:
+            for documents, next_marker in self._listing.pages(run.input_prefix, run.marker):
+                if deadline_passed(run, self.clock()):
+                    return self._end_at_deadline(
+                        run, hosted, worker, self._left_from(run, run.marker)
+                    )
+                if self._monotonic() >= stop_at:
+                    released = self.runs.change(
+                        run.run_id, lambda r: release_claim(r, worker=worker)
+                    )
+                    return SliceOutcome(released or run, 0.0, "looking for work; continuing")
+                page_started = self._monotonic()
+                done = list(
+                    pool.map(lambda d, r=run: self._processor.settle_if_done(d, r), documents)
+                )
+                if not all(done):
+                    return run
+                counters = RunCounters(
+                    listed=len(documents),
+                    skipped=len(documents),
+                    processing_seconds=self._monotonic() - page_started,
+                )
+                run = self._checked(
+                    self.runs.change(
+                        run.run_id,
+                        lambda r, m=next_marker, c=counters: page_done(
+                            r, worker=worker, marker=m, counters=c
+                        ),
+                    ),
+                    run,
+                )
+                if next_marker is None:
+                    break
+        logger.info("batch %s: every document has an outcome; the model was not needed", run.run_id)
+        return self._end(run, hosted, worker, "succeeded")
 
     def _wait(
         self, run: BatchRun, hosted: HostedDeployment, worker: str, reason: str, seconds: float
