@@ -214,6 +214,7 @@ def build_services(
         settings.ledger_container,
         settings.jobs_container,
         settings.batch_container,
+        settings.batch_output_container,
         settings.batch_runs_container,
     ):
         with contextlib.suppress(ResourceExistsError):
@@ -353,6 +354,7 @@ def build_services(
     listing = InputListing(
         blob_service.get_container_client(settings.batch_container), settings.batch_page_size
     )
+    batch_output = blob_service.get_container_client(settings.batch_output_container)
     batches = BatchRunner(
         catalog=catalog,
         hosted=hosted,
@@ -360,8 +362,8 @@ def build_services(
         listing=listing,
         processor=DocumentProcessor(
             listing=listing,
-            index=OutcomeIndex(output),
-            outcomes=outcomes,
+            index=OutcomeIndex(batch_output),
+            outcomes=OutcomeStore(batch_output, blob_service),
             counter=counter,
             limits=BatchLimits(
                 max_document_bytes=settings.max_document_bytes,

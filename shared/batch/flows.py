@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
+from shared.batch.locations import OutputMapping, overlap_message, shares_outcome_names
 from shared.batch.models import (
     MAX_SAMPLE,
     BatchRun,
@@ -58,7 +59,7 @@ from shared.batch.processing import (
     counters_of,
 )
 from shared.batch.store import BatchQueue, InputListing, RunStore, WaitingDocument
-from shared.catalog import Catalog
+from shared.catalog import Catalog, declared_batch_outputs
 from shared.documents.answering import readiness_window_end
 from shared.documents.profiles import ProcessingProfile
 from shared.documents.tokens import TokenCounter
@@ -188,6 +189,7 @@ class BatchRunner:
         if existing is not None:
             return self._existing(existing, model, input_prefix)
         self.profile_for(model)
+        self._check_outputs(run_id, input_prefix, output_prefix)
         run = new_run(
             run_id=run_id,
             model=model,
@@ -197,6 +199,7 @@ class BatchRunner:
             deadline=deadline,
             now=self.clock(),
         )
+        self.runs.record_output_mapping(run_id, input_prefix, output_prefix)
         if not self.runs.create(run):  # another caller created it a moment ago
             created = self.runs.get(run_id)
             assert created is not None, "create refused: the run exists"
@@ -205,6 +208,17 @@ class BatchRunner:
         if queue_first_slice:
             self._queue.schedule(run_id, delay_seconds=0, reason="started")
         return run
+
+    def _check_outputs(self, run_id: str, input_prefix: str, output_prefix: str) -> None:
+        """Refuse a run whose outcomes would take names another run or schedule gives to
+        other documents (see `locations.py`); ad-hoc outcomes live in another container."""
+        ours = OutputMapping(f"run {run_id!r}", input_prefix, output_prefix)
+        others = chain(
+            declared_batch_outputs(self._catalog.models.values()), self.runs.output_mappings()
+        )
+        for other in others:
+            if shares_outcome_names(ours, other):
+                raise RunInvalid(overlap_message(ours, other))
 
     def _existing(self, existing: BatchRun, model: str, input_prefix: str) -> BatchRun:
         if existing.model != model or existing.input_prefix != input_prefix:

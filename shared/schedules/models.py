@@ -18,8 +18,8 @@ time_zone = "Europe/Berlin"
 weekdays = ["mon", "tue", "wed", "thu", "fri"]
 starts = "02:00"
 deadline = "PT4H"                       # a duration after the start (ISO 8601 or seconds)
-input_prefix = "batches/contracts/"
-output_prefix = "batch-results/contracts/"
+input_prefix = "contracts/nightly/"     # in BATCH_CONTAINER
+output_prefix = "contracts/nightly/"    # in BATCH_OUTPUT_CONTAINER
 ```
 
 The deadline is a duration after the start, not a local time: a duration means the same

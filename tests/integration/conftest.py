@@ -62,6 +62,7 @@ def local_app_settings(
         "JOBS_CONTAINER": f"jobs-{suffix}",
         "RESUME_QUEUE": f"resumes-{suffix}",
         "BATCH_CONTAINER": f"batch-{suffix}",
+        "BATCH_OUTPUT_CONTAINER": f"batch-out-{suffix}",
         "BATCH_RUNS_CONTAINER": f"runs-{suffix}",
         "BATCH_QUEUE": f"batches-{suffix}",
         **FAST_APP_SETTINGS,

@@ -177,3 +177,25 @@ def test_a_lower_case_holiday_subdivision_is_stored_as_the_calendar_spells_it() 
 def test_a_window_crossing_midnight_is_valid_and_its_length_wraps() -> None:
     night = catalog(windows=[{**OFFICE, "opens": "22:00", "closes": "06:00", "lead_seconds": 0}])
     assert night.models["contracts"].windows[0].nominal_length == timedelta(hours=8)
+
+
+def test_two_scheduled_batches_that_would_share_outcome_names_are_refused() -> None:
+    found = problems(
+        batches=[
+            {**NIGHTLY, "name": "nightly", "input_prefix": "a/", "output_prefix": "out/"},
+            {**NIGHTLY, "name": "weekly", "input_prefix": "b/", "output_prefix": "out/"},
+        ]
+    )
+    assert found == [
+        "model 'contracts', batch 'weekly' writes outcomes under 'out/' (for 'b/'), which "
+        "overlaps model 'contracts', batch 'nightly''s 'out/' (for 'a/'): two different "
+        "documents would share an outcome name. Choose an output prefix neither inside nor "
+        "around the other"
+    ]
+    nested = catalog(
+        batches=[
+            {**NIGHTLY, "name": "all", "input_prefix": "in/", "output_prefix": "out/"},
+            {**NIGHTLY, "name": "year", "input_prefix": "in/2026/", "output_prefix": "out/2026/"},
+        ]
+    )
+    assert len(nested.models["contracts"].batches) == 2
