@@ -219,7 +219,10 @@ def build_services(
     ):
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
-    mgmt_kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint}
+    # One quick retry of a failed management call; beyond it the app's own backoff, shared by
+    # every instance through the ledgers (hosting/holds.py), decides when Azure is asked again,
+    # so an outage is not met with the SDK's four tries per look from every instance.
+    mgmt_kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint, "retry_total": 1}
     if settings.azure_ca_bundle:
         mgmt_kwargs["connection_verify"] = settings.azure_ca_bundle
     mgmt_client = CognitiveServicesManagementClient(
@@ -332,6 +335,8 @@ def build_services(
         owner_tag=settings.owner_tag,
         idle_grace=timedelta(seconds=settings.idle_grace_seconds),
         max_lifetime=timedelta(seconds=settings.max_deployment_lifetime_seconds),
+        poll_seconds=settings.management_poll_seconds,
+        longest_pause_seconds=settings.park_max_seconds,
     )
     submissions = JobSubmissions(
         jobs=jobs,

@@ -45,7 +45,8 @@ def _instance(settings: dict[str, str], index: int, start: Any, results: Any) ->
 def test_forty_documents_from_four_processes_share_one_deployment(
     azurite: RunningAzurite, sim: RunningSimulator
 ) -> None:
-    settings = local_app_settings(azurite, sim, IDLE_GRACE_SECONDS=2, JOB_HOLD_SECONDS=10)
+    # Claims and holds of 30 s: a loaded machine must not let a live worker's claim lapse.
+    settings = local_app_settings(azurite, sim, IDLE_GRACE_SECONDS=2, JOB_HOLD_SECONDS=30)
     context = multiprocessing.get_context("spawn")
     start = context.Event()
     results = context.Queue()
