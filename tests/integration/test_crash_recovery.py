@@ -16,7 +16,7 @@ from shared.documents.jobs import job_id_for
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 from tests.integration.azure_state import deployment_gone
-from tests.integration.conftest import local_app_settings
+from tests.integration.conftest import ShiftedClock, local_app_settings
 from tests.integration.drive import drive, process_to_end
 from tests.integration.outputs import current_outputs
 
@@ -32,10 +32,13 @@ def _doomed_instance(settings: dict[str, str], started: Any) -> None:
 def test_a_killed_job_is_reaped_and_finished_once_by_the_sweeper(
     azurite: RunningAzurite, sim: RunningSimulator
 ) -> None:
+    # The killed instance's hold lasts 30 s from its last renewal: this process's clock is
+    # moved past it, so no busy machine can let it lapse before the test looks.
     settings = local_app_settings(
-        azurite, sim, JOB_HOLD_SECONDS=2, IDLE_GRACE_SECONDS=0, SWEEP_GRACE_SECONDS=0
+        azurite, sim, JOB_HOLD_SECONDS=30, IDLE_GRACE_SECONDS=0, SWEEP_GRACE_SECONDS=0
     )
-    services = build_services(AppSettings.model_validate(settings))
+    clock = ShiftedClock()
+    services = build_services(AppSettings.model_validate(settings), clock=clock)
     job_id = job_id_for(services.settings.input_container, "doc.txt", DOCUMENT)
     # Slow answers keep the doomed instance inside inference long enough to be killed there.
     sim.admin.add_latency("data", 3000)
@@ -67,7 +70,7 @@ def test_a_killed_job_is_reaped_and_finished_once_by_the_sweeper(
     lists = sim.admin.stats()["management"]["LIST"]
     assert services.reaper.run("reaper:test") == [], "held: the pass reads the ledger only"
     assert sim.admin.stats()["management"]["LIST"] == lists, "no management call while held"
-    time.sleep(2.2)
+    clock.advance(31)
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]
     assert deployment_gone(services, name)
 
