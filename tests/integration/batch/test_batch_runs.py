@@ -154,10 +154,11 @@ def test_the_deadline_lists_what_is_left_and_leaves_it_in_place(
 ) -> None:
     services = batch_services(make_services, sim)
     batch_in = services.blob_service.get_container_client(services.settings.batch_container)
-    names = upload_documents(batch_in, "late/", 120)
-    # Capacity 2 at 120x: about 24 documents a second, so 120 need five; the deadline comes
-    # after the 3 s provisioning and about a second of work.
-    deadline = datetime.now(UTC) + timedelta(seconds=4.5)
+    names = upload_documents(batch_in, "late/", 240)
+    # Capacity 2 at 120x: about 24 documents a second, so 240 need ten; the deadline comes
+    # after the 3 s provisioning and about five seconds of work, so some are done and some
+    # left even when a busy machine slows the run down.
+    deadline = datetime.now(UTC) + timedelta(seconds=8)
     run = services.batches.start("default", "late-1", "late/", "late-out/", deadline)
     again = services.batches.start("default", "late-1", "late/", "late-out/", deadline)
     assert again.created == run.created, "the same run id is started once"
