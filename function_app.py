@@ -81,9 +81,12 @@ def resume_job(message: func.QueueMessage) -> None:
 
 @app.function_name("submit_job")
 @app.route(route="jobs", methods=[func.HttpMethod.POST])
-def submit_job(req: func.HttpRequest) -> func.HttpResponse:
-    """The portal's submit button: store the document and answer 202 with the job's URL."""
-    return get_services().jobs_api.submit(req)
+async def submit_job(req: func.HttpRequest) -> func.HttpResponse:
+    """The portal's submit button: store the document and answer 202 with the job's URL.
+
+    Async, so a submission never waits for a thread of the pool the document triggers fill
+    during a burst; the storage writes run on the API's own threads."""
+    return await get_services().jobs_api.submit_async(req)
 
 
 @app.function_name("get_job")

@@ -105,7 +105,7 @@ def run_batch(
 
 
 def outcomes_under(services: AppServices, prefix: str) -> int:
-    output = services.blob_service.get_container_client(services.settings.output_container)
+    output = services.blob_service.get_container_client(services.settings.batch_output_container)
     return sum(
         1
         for blob in output.list_blobs(name_starts_with=prefix)

@@ -113,6 +113,8 @@ param jobsContainerName string = 'jobs'
 param jobResumeQueueName string = 'job-resumes'
 @description('Container batch runs read their documents from (a prefix per run); the blob trigger never sees it.')
 param batchContainerName string = 'batch-in'
+@description('Container batch runs write their outcomes to (never OUTPUT_CONTAINER: ad-hoc outcomes may take any name there).')
+param batchOutputContainerName string = 'batch-out'
 @description('Container of batch run records, summaries and lists of documents left at a deadline.')
 param batchRunsContainerName string = 'batch-runs'
 @description('Queue through which a batch run continues in its next invocation (continue_batch).')
@@ -172,6 +174,7 @@ module storage './app/storage.bicep' = {
       ledgerContainerName
       jobsContainerName
       batchContainerName
+      batchOutputContainerName
       batchRunsContainerName
       deploymentContainerName
     ]
@@ -287,6 +290,7 @@ var appSettings = {
   // host.json extensions.queues.maxDequeueCount
   RESUME_MAX_DEQUEUE_COUNT: '5'
   BATCH_CONTAINER: batchContainerName
+  BATCH_OUTPUT_CONTAINER: batchOutputContainerName
   BATCH_RUNS_CONTAINER: batchRunsContainerName
   BATCH_QUEUE: batchQueueName
   BATCH_HOLD_SECONDS: '600'

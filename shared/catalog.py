@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
+from shared.batch.locations import OutputMapping, overlapping_pairs
 from shared.documents.profiles import (
     BUILTIN_DEFAULT_PROFILE,
     DEFAULT_PROFILE_NAME,
@@ -51,6 +52,7 @@ from shared.documents.profiles import (
     parse_profiles,
 )
 from shared.schedules.models import BatchSchedule, WindowSettings
+from shared.schedules.occurrences import longest_length
 
 DeploymentType = Literal["Standard", "GlobalStandard", "DeveloperTier", "ProvisionedManaged"]
 SINGLE_MODEL_NAME = "default"
@@ -205,6 +207,7 @@ def catalog_from_data(
         raw_models = {}
     models = _validate_models(raw_models, defaults, problems)
     _check_unique_deployments(models, problems)
+    problems.extend(overlapping_pairs(declared_batch_outputs(models.values())))
 
     default_model = data.get("default_model")
     if default_model is None and len(raw_models) == 1:
@@ -325,10 +328,11 @@ def _check_windows_fit_lifetime(
 ) -> None:
     # The reaper deletes a deployment past its maximum lifetime even under holds (the
     # backstop against leaked holds), so a window longer than it would lose its deployment.
-    # An hour is added for a night window over a clock change.
+    # A window over a clock change counts the hour it gains; one that no change crosses
+    # (08:00-18:00 in Berlin) counts only its wall-clock length.
     lifetime = timedelta(seconds=model.max_lifetime_seconds)
     for window in windows:
-        longest = window.nominal_length + window.lead + timedelta(hours=1)
+        longest = longest_length(window) + window.lead
         if longest > lifetime:
             problems.append(
                 f"model {model.name!r}, window {window.name!r}: lasts up to {longest} with its "
@@ -353,6 +357,17 @@ def _validate_profiles(raw: Mapping[str, Any], problems: list[str]) -> dict[str,
                 for detail in error.errors()
             )
     return profiles
+
+
+def declared_batch_outputs(models: Iterable[HostedModel]) -> list[OutputMapping]:
+    """Where each scheduled batch writes its outcomes, and for which inputs."""
+    return [
+        OutputMapping(
+            f"model {model.name!r}, batch {batch.name!r}", batch.input_prefix, batch.output_prefix
+        )
+        for model in models
+        for batch in model.batches
+    ]
 
 
 def _check_unique_deployments(models: Mapping[str, HostedModel], problems: list[str]) -> None:

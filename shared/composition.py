@@ -248,11 +248,15 @@ def build_services(
         settings.ledger_container,
         settings.jobs_container,
         settings.batch_container,
+        settings.batch_output_container,
         settings.batch_runs_container,
     ):
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
-    mgmt_kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint}
+    # One quick retry of a failed management call; beyond it the app's own backoff, shared by
+    # every instance through the ledgers (hosting/holds.py), decides when Azure is asked again,
+    # so an outage is not met with the SDK's four tries per look from every instance.
+    mgmt_kwargs: dict[str, Any] = {"base_url": settings.arm_endpoint, "retry_total": 1}
     if request_policy is not None:
         mgmt_kwargs["per_retry_policies"] = [request_policy]
     if settings.azure_ca_bundle:
@@ -369,6 +373,8 @@ def build_services(
         owner_tag=settings.owner_tag,
         idle_grace=timedelta(seconds=settings.idle_grace_seconds),
         max_lifetime=timedelta(seconds=settings.max_deployment_lifetime_seconds),
+        poll_seconds=settings.management_poll_seconds,
+        longest_pause_seconds=settings.park_max_seconds,
     )
     submissions = JobSubmissions(
         jobs=jobs,
@@ -408,6 +414,7 @@ def build_services(
     listing = InputListing(
         blob_service.get_container_client(settings.batch_container), settings.batch_page_size
     )
+    batch_output = blob_service.get_container_client(settings.batch_output_container)
     batches = BatchRunner(
         catalog=catalog,
         hosted=hosted,
@@ -415,8 +422,8 @@ def build_services(
         listing=listing,
         processor=DocumentProcessor(
             listing=listing,
-            index=OutcomeIndex(output),
-            outcomes=outcomes,
+            index=OutcomeIndex(batch_output),
+            outcomes=OutcomeStore(batch_output, blob_service),
             counter=counter,
             limits=BatchLimits(
                 max_document_bytes=settings.max_document_bytes,

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.batch.locations import container_overlaps
 from shared.catalog import APP_ROOT, Catalog, ModelDefaults, load_catalog, single_model_catalog
 
 
@@ -72,6 +73,9 @@ class AppSettings(BaseSettings):
     # Batch inputs live in their own container, so the blob trigger (INPUT_CONTAINER) never
     # processes them as ad-hoc documents; a run names a prefix inside it.
     batch_container: str = Field("batch-in", alias="BATCH_CONTAINER")
+    # Batch outcomes have their own container: ad-hoc outcomes are named after their input
+    # blob, any name, so no prefix of OUTPUT_CONTAINER is safe from them (batch/locations.py).
+    batch_output_container: str = Field("batch-out", alias="BATCH_OUTPUT_CONTAINER")
     batch_runs_container: str = Field("batch-runs", alias="BATCH_RUNS_CONTAINER")
     batch_queue: str = Field("batch-continuations", alias="BATCH_QUEUE")
 
@@ -137,6 +141,20 @@ class AppSettings(BaseSettings):
                 "an identity-based DocumentStorage connection needs "
                 "DocumentStorage__queueServiceUri too (the resume queue lives there)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _output_locations_are_apart(self) -> AppSettings:
+        problems = container_overlaps(
+            {
+                "INPUT_CONTAINER": self.input_container,
+                "OUTPUT_CONTAINER": self.output_container,
+                "BATCH_CONTAINER": self.batch_container,
+                "BATCH_OUTPUT_CONTAINER": self.batch_output_container,
+            }
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

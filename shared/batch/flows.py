@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
+from shared.batch.locations import OutputMapping, overlap_message, shares_outcome_names
 from shared.batch.models import (
     MAX_SAMPLE,
     BatchRun,
@@ -58,7 +59,7 @@ from shared.batch.processing import (
     counters_of,
 )
 from shared.batch.store import BatchQueue, InputListing, RunStore, WaitingDocument
-from shared.catalog import Catalog
+from shared.catalog import Catalog, declared_batch_outputs
 from shared.documents.answering import readiness_window_end
 from shared.documents.profiles import ProcessingProfile
 from shared.documents.tokens import TokenCounter
@@ -188,6 +189,7 @@ class BatchRunner:
         if existing is not None:
             return self._existing(existing, model, input_prefix)
         self.profile_for(model)
+        self._check_outputs(run_id, input_prefix, output_prefix)
         run = new_run(
             run_id=run_id,
             model=model,
@@ -197,6 +199,7 @@ class BatchRunner:
             deadline=deadline,
             now=self.clock(),
         )
+        self.runs.record_output_mapping(run_id, input_prefix, output_prefix)
         if not self.runs.create(run):  # another caller created it a moment ago
             created = self.runs.get(run_id)
             assert created is not None, "create refused: the run exists"
@@ -205,6 +208,17 @@ class BatchRunner:
         if queue_first_slice:
             self._queue.schedule(run_id, delay_seconds=0, reason="started")
         return run
+
+    def _check_outputs(self, run_id: str, input_prefix: str, output_prefix: str) -> None:
+        """Refuse a run whose outcomes would take names another run or schedule gives to
+        other documents (see `locations.py`); ad-hoc outcomes live in another container."""
+        ours = OutputMapping(f"run {run_id!r}", input_prefix, output_prefix)
+        others = chain(
+            declared_batch_outputs(self._catalog.models.values()), self.runs.output_mappings()
+        )
+        for other in others:
+            if shares_outcome_names(ours, other):
+                raise RunInvalid(overlap_message(ours, other))
 
     def _existing(self, existing: BatchRun, model: str, input_prefix: str) -> BatchRun:
         if existing.model != model or existing.input_prefix != input_prefix:
@@ -346,10 +360,15 @@ class BatchRunner:
         now = self.clock()
         if deadline_passed(run, now):
             return self._end_at_deadline(run, hosted, worker, self._left_from(run, run.marker))
+        if run.needed_since is None:
+            # Nothing is asked of the deployment until a document needs it: a run over a
+            # prefix already done (a nightly batch with nothing new) provisions nothing.
+            found = self._first_needing_model(run, hosted, worker)
+            if isinstance(found, SliceOutcome):
+                return found
+            run = self._update(found, worker, needed_since=self.clock())
         ttl = timedelta(seconds=self.timings.hold_seconds)
         held = hosted.ledger.place_hold(run.hold_id, "batch", worker, ttl)
-        if run.needed_since is None:
-            run = self._update(run, worker, needed_since=now)
         try:
             step = hosted.provisioner.advance(worker, waiting_since=run.needed_since, known=held)
         except ProvisioningError as error:
@@ -359,6 +378,51 @@ class BatchRunner:
         if step.record is None:
             return self._wait(run, hosted, worker, step.reason, step.wait_seconds)
         return self._process(run, hosted, worker, step.record)
+
+    def _first_needing_model(
+        self, run: BatchRun, hosted: HostedDeployment, worker: str
+    ) -> BatchRun | SliceOutcome:
+        """Move the marker past the pages whose documents all have an outcome already, with
+        storage reads only; the run (its marker at the first page with a document to answer),
+        or how the slice ends (the listing is done, the deadline or the slice's time came)."""
+        stop_at = self._monotonic() + self.timings.slice_seconds
+        with ThreadPoolExecutor(
+            max_workers=self.timings.concurrency, thread_name_prefix=f"batch-{run.run_id}"
+        ) as pool:
+            for documents, next_marker in self._listing.pages(run.input_prefix, run.marker):
+                if deadline_passed(run, self.clock()):
+                    return self._end_at_deadline(
+                        run, hosted, worker, self._left_from(run, run.marker)
+                    )
+                if self._monotonic() >= stop_at:
+                    released = self.runs.change(
+                        run.run_id, lambda r: release_claim(r, worker=worker)
+                    )
+                    return SliceOutcome(released or run, 0.0, "looking for work; continuing")
+                page_started = self._monotonic()
+                done = list(
+                    pool.map(lambda d, r=run: self._processor.settle_if_done(d, r), documents)
+                )
+                if not all(done):
+                    return run
+                counters = RunCounters(
+                    listed=len(documents),
+                    skipped=len(documents),
+                    processing_seconds=self._monotonic() - page_started,
+                )
+                run = self._checked(
+                    self.runs.change(
+                        run.run_id,
+                        lambda r, m=next_marker, c=counters: page_done(
+                            r, worker=worker, marker=m, counters=c
+                        ),
+                    ),
+                    run,
+                )
+                if next_marker is None:
+                    break
+        logger.info("batch %s: every document has an outcome; the model was not needed", run.run_id)
+        return self._end(run, hosted, worker, "succeeded")
 
     def _wait(
         self, run: BatchRun, hosted: HostedDeployment, worker: str, reason: str, seconds: float

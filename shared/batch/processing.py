@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.batch.models import RunCounters
+from shared.batch.models import BatchRun, RunCounters
 from shared.batch.pacing import PacingDeadline, RatePacer
 from shared.batch.store import InputListing, OutcomeIndex, WaitingDocument
 from shared.documents.answering import AnswerContext, answer_document, failure_record, usage_of
@@ -163,16 +163,26 @@ class DocumentProcessor:
         self._sleep = sleep
 
     def output_name(self, context: DocumentContext, input_name: str) -> str:
-        relative = input_name[len(context.input_prefix) :]
-        return f"{context.output_prefix}{relative}"
+        return output_name_for(context.input_prefix, context.output_prefix, input_name)
+
+    def settle_if_done(self, document: WaitingDocument, run: BatchRun) -> bool:
+        """Whether this version already has an outcome (published under its current name
+        now, if a crash left that undone); storage reads only, no model."""
+        output_name = output_name_for(run.input_prefix, run.output_prefix, document.name)
+        return self._settled(document, output_name)
+
+    def _settled(self, document: WaitingDocument, output_name: str) -> bool:
+        existing = self._index.existing(output_name, document.version)
+        if existing is None:
+            return False
+        if not self._index.published(output_name, document.version):
+            kind: OutcomeKind = "error" if existing.endswith(".error.json") else "result"
+            self._write(document, output_name, kind, self._index.read(existing))
+        return True
 
     def process(self, document: WaitingDocument, context: DocumentContext) -> DocumentOutcome:
         output_name = self.output_name(context, document.name)
-        existing = self._index.existing(output_name, document.version)
-        if existing is not None:
-            if not self._index.published(output_name, document.version):
-                kind: OutcomeKind = "error" if existing.endswith(".error.json") else "result"
-                self._write(document, output_name, kind, self._index.read(existing))
+        if self._settled(document, output_name):
             return "skipped"
         data = self._listing.read(document.name)
         if data is None:
@@ -300,6 +310,11 @@ class DocumentProcessor:
             else None
         )
         self._outcomes.write(output_name, document.version, kind, body, stamp)
+
+
+def output_name_for(input_prefix: str, output_prefix: str, input_name: str) -> str:
+    """A batch document's outcome name: its name under the input prefix, under the output's."""
+    return f"{output_prefix}{input_name[len(input_prefix) :]}"
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
+from shared.batch.locations import OutputMapping
 from shared.batch.messages import ContinueMessage
 from shared.batch.models import BatchRun
 from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
@@ -141,6 +142,9 @@ class OutcomeIndex:
 
 # One empty blob per run that is not final, for the sweeper.
 OPEN_PREFIX = "open/"
+# One empty blob per output mapping a run was started with, its prefixes in the name, so
+# one listing tells a new run whose outcome names it would share.
+OUTPUTS_PREFIX = "outputs/"
 
 
 class RunStore:
@@ -163,6 +167,22 @@ class RunStore:
         # The marker first: a run whose record exists is always found by the sweeper.
         self._container.upload_blob(f"{OPEN_PREFIX}{run.run_id}", b"", overwrite=True)
         return self.records.create(self.state_name(run.run_id), run)
+
+    def output_mappings(self) -> Iterator[OutputMapping]:
+        """The output mapping of every run started so far (one listing of names)."""
+        for name in self._container.list_blob_names(name_starts_with=OUTPUTS_PREFIX):
+            try:
+                run_id, input_prefix, output_prefix = json.loads(
+                    base64.urlsafe_b64decode(name.removeprefix(OUTPUTS_PREFIX))
+                )
+            except ValueError:
+                continue
+            yield OutputMapping(f"run {run_id!r}", input_prefix, output_prefix)
+
+    def record_output_mapping(self, run_id: str, input_prefix: str, output_prefix: str) -> None:
+        encoded = json.dumps([run_id, input_prefix, output_prefix]).encode()
+        name = f"{OUTPUTS_PREFIX}{base64.urlsafe_b64encode(encoded).decode()}"
+        self._container.upload_blob(name, b"", overwrite=True)
 
     def open_run_ids(self) -> Iterator[str]:
         """Runs not known to be final (one marker each, so a pass never reads closed runs)."""

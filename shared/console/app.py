@@ -576,7 +576,8 @@ def batch_run(
     output_prefix: Annotated[
         str | None,
         typer.Option(
-            metavar="PREFIX", help="Prefix of the outcomes in OUTPUT_CONTAINER. Default: input's."
+            metavar="PREFIX",
+            help="Prefix of the outcomes in BATCH_OUTPUT_CONTAINER. Default: input's.",
         ),
     ] = None,
     deadline: Annotated[
@@ -616,7 +617,7 @@ def batch_run(
         raise ConsoleError(str(invalid), ExitCode.USAGE) from invalid
     session.err.print(
         f"batch {run.run_id} on {model}: {run.input_container}/{run.input_prefix} -> "
-        f"{session.settings().output_container}/{run.output_prefix}",
+        f"{session.settings().batch_output_container}/{run.output_prefix}",
         markup=False,
     )
     with session.err.status(f"batch {run.run_id}: starting") as spinner:

@@ -214,13 +214,7 @@ class DocumentEngine:
                 # Its first worker died before the record took its version: read it now.
                 record = self._recorder.note_version(record, record.input_container, data)
             if data is None:
-                return self._recorder.fail(
-                    record,
-                    worker,
-                    "input_missing",
-                    f"the document {record.input_container}/{record.input_blob} was deleted or "
-                    "replaced before it could be processed. Upload it again.",
-                )
+                return self._input_gone(record, worker)
             return self._guarded(record, worker, data)
 
     def fail_job(self, job_id: str, code: str, reason: str) -> JobOutcome:
@@ -299,6 +293,31 @@ class DocumentEngine:
         ):
             return None
         return data
+
+    def _input_gone(self, record: JobRecord, worker: str) -> JobOutcome:
+        """A resumed job whose content was not kept and is no longer in its input blob."""
+        where = f"{record.input_container}/{record.input_blob}"
+        current = self._outcomes.read_input(record.input_container, record.input_blob)
+        if current is None:
+            return self._recorder.fail(
+                record,
+                worker,
+                "input_missing",
+                f"the document {where} was deleted before it could be processed. Upload it "
+                "again to process it.",
+            )
+        # Not lost: a newer version took its place, and that version is the document now.
+        newer = job_id_for(record.input_container, record.input_blob, current)
+        self._recorder.note(record.id, superseded=True)
+        return self._recorder.fail(
+            record.model_copy(update={"superseded": True}),
+            worker,
+            "superseded",
+            f"a newer version of {where} (job {newer}) was uploaded while this version waited "
+            f"to be processed; the newer version is processed instead and its outcome is the "
+            f"document's. Nothing to do, unless you need this older version's own answer: "
+            "then upload its content again under another name.",
+        )
 
     # --- the work -------------------------------------------------------------------------
 

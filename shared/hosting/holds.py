@@ -89,6 +89,10 @@ class LedgerRecord(BaseModel):
     next_check_at: datetime | None = None
     succeeded_at: datetime | None = None
     last_provision_seconds: float | None = None
+    # The management API failing (5xx, no connection): how many looks in a row failed, and
+    # until when no instance asks it anything for this deployment (the reaper included).
+    management_failures: int = Field(0, ge=0)
+    management_retry_at: datetime | None = None
 
     def live_holds(self, now: datetime) -> tuple[Hold, ...]:
         return tuple(hold for hold in self.holds if hold.is_live(now))
@@ -317,6 +321,51 @@ def mark_suspect(
     return record.model_copy(
         update={"state": KnownState.UNKNOWN, "state_changed": now, "ready_since": None}
     )
+
+
+# --- The management API failing ------------------------------------------------------------
+
+
+def management_backoff_seconds(failures: int, *, poll: float, longest: float) -> float:
+    """How long every instance leaves the management API alone after `failures` failed looks
+    in a row: the poll interval, doubled with each failure, at most `longest`."""
+    return float(min(poll * 2.0 ** max(0, failures - 1), longest))
+
+
+def note_management_failure(
+    record: LedgerRecord, *, now: datetime, poll: float, longest: float
+) -> LedgerRecord:
+    """One more failed look: no instance asks again before the backoff has passed.
+
+    A failure seen by another instance meanwhile (its look started before ours was recorded)
+    counts once: the count moves only when the record's pause had already ended.
+    """
+    retry_at = record.management_retry_at
+    if retry_at is not None and now < retry_at:
+        return record
+    failures = record.management_failures + 1
+    until = now + timedelta(
+        seconds=management_backoff_seconds(failures, poll=poll, longest=longest)
+    )
+    return record.model_copy(
+        update={
+            "management_failures": failures,
+            "management_retry_at": until,
+            "next_check_at": max(until, record.next_check_at or until),
+        }
+    )
+
+
+def management_paused(record: LedgerRecord, now: datetime) -> bool:
+    """Whether the management API failed lately and its pause has not passed yet."""
+    return record.management_retry_at is not None and now < record.management_retry_at
+
+
+def note_management_answered(record: LedgerRecord) -> LedgerRecord | None:
+    """The management API answered again; None (no write) when no failure was on record."""
+    if record.management_failures == 0 and record.management_retry_at is None:
+        return None
+    return record.model_copy(update={"management_failures": 0, "management_retry_at": None})
 
 
 # --- Waiting for a provisioning ------------------------------------------------------------

@@ -39,6 +39,8 @@ from shared.hosting.holds import (
     decide_teardown,
     mark_suspect,
     next_look_seconds,
+    note_management_answered,
+    note_management_failure,
 )
 from shared.hosting.ledger import HoldLedger
 from shared.hosting.room import RoomDecision, decide_room
@@ -160,7 +162,7 @@ class LeaseKeeper(PeriodicRenewal):
             logger.error("%s lost its lease on %s", self._owner, self._ledger.deployment)
 
 
-def _is_transient(error: Exception) -> bool:
+def is_transient(error: Exception) -> bool:
     """A failure of the management plane itself (5xx, no connection), not of our request."""
     if isinstance(error, ServiceRequestError | ServiceResponseError):
         return True
@@ -319,12 +321,11 @@ class DeploymentProvisioner:
         try:
             snapshot = self._deployments.get(self.spec.name)
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
-            if not _is_transient(error):
+            if not is_transient(error):
                 raise
-            # The management plane is down or slow, not our request: look again later, and
-            # charge the documents that wait nothing for it.
-            logger.warning("reading %s failed transiently: %s", self.spec.name, error)
-            return self._end_step(owner, record, f"the management API failed ({error}); retrying")
+            return self._management_failed(owner, record, f"reading {self.spec.name}", error)
+        if record.management_failures or record.management_retry_at is not None:
+            record = self.ledger.change(note_management_answered) or record
         state = snapshot.provisioning_state if snapshot.exists else None
         logger.info("deployment %s is %s", self.spec.name, state or "absent")
         if state == "Succeeded":
@@ -374,7 +375,12 @@ class DeploymentProvisioner:
         if state in RECREATE_STATES:
             logger.warning("deployment %s is %s; creating it again", self.spec.name, state)
         if self._room is not None:
-            decision = self._room.check(self.spec.name, owner)
+            try:
+                decision = self._room.check(self.spec.name, owner)
+            except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+                if not is_transient(error):
+                    raise
+                return self._management_failed(owner, record, "listing the account", error)
             if not decision.has_room:
                 logger.warning("%s: %s", self.spec.name, decision.message)
                 return self._end_step(
@@ -386,7 +392,13 @@ class DeploymentProvisioner:
                 )
         try:
             self._deployments.start_create(self.spec)
+        except (ServiceRequestError, ServiceResponseError) as error:
+            return self._management_failed(owner, record, f"creating {self.spec.name}", error)
         except HttpResponseError as error:
+            if is_transient(error):
+                # GatewayTimeout and friends: ARM may have started the create anyway, so the
+                # next step re-reads the state rather than sending another PUT blindly.
+                return self._management_failed(owner, record, f"creating {self.spec.name}", error)
             note = self._on_create_refused(error)
             waiting = note if "waiting for room" in note else None
             return self._end_step(
@@ -406,11 +418,6 @@ class DeploymentProvisioner:
         """What a refused PUT means: a note to wait on, or a ProvisioningError to fail with."""
         status = error.status_code or 0
         code = error_code(error) or str(status)
-        if status >= 500:
-            # GatewayTimeout and friends: ARM may have started the create anyway, so the next
-            # step re-reads the state rather than sending another PUT blindly.
-            logger.warning("create of %s answered %s; re-reading its state", self.spec.name, code)
-            return f"the create answered {code}; looking at the deployment's state again"
         if status == 409:
             # A delete of the same name finished moments ago, or another operation runs.
             logger.warning("create of %s conflicted (%s); waiting", self.spec.name, code)
@@ -421,6 +428,37 @@ class DeploymentProvisioner:
             logger.warning("create of %s refused for the account's limit", self.spec.name)
             return f"waiting for room on the account: {described.reason}"
         raise described
+
+    def _management_failed(
+        self, owner: str, record: LedgerRecord, doing: str, error: Exception
+    ) -> Readiness:
+        """The management plane is down or slow, not our request: no instance asks it again
+        until the backoff recorded in the ledger has passed, and the documents that wait are
+        charged nothing for it."""
+        now = self.ledger.now()
+        noted = note_management_failure(
+            record,
+            now=now,
+            poll=self._timings.poll_interval,
+            longest=self._timings.max_wait_seconds,
+        )
+        assert noted.management_retry_at is not None
+        wait = max((noted.management_retry_at - now).total_seconds(), 0.0)
+        logger.warning(
+            "%s failed transiently (%d in a row); the management API is left alone for %.0f s: %s",
+            doing,
+            noted.management_failures,
+            wait,
+            error,
+        )
+        return self._end_step(
+            owner,
+            record,
+            f"the management API failed ({type(error).__name__}); looking again in {wait:.0f} s",
+            wait=wait,
+            management_failures=noted.management_failures,
+            management_retry_at=noted.management_retry_at,
+        )
 
     def _end_step(
         self,

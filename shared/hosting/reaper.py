@@ -21,11 +21,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
 from shared.hosting.deployments import AzureDeployments
-from shared.hosting.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
+from shared.hosting.holds import (
+    KnownState,
+    LedgerRecord,
+    decide_teardown,
+    management_paused,
+    mark_suspect,
+    note_management_answered,
+    note_management_failure,
+)
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
-from shared.hosting.provisioner import DeploymentProvisioner
+from shared.hosting.provisioner import DeploymentProvisioner, is_transient
 from shared.observability import log_fields
 
 logger = logging.getLogger(__name__)
@@ -51,6 +61,8 @@ class DeploymentReaper:
         idle_grace: timedelta,
         max_lifetime: timedelta,
         full_sweep_every: timedelta = timedelta(hours=1),
+        poll_seconds: float = 15.0,
+        longest_pause_seconds: float = 300.0,
     ) -> None:
         self._deployments = deployments
         self._by_deployment = {h.spec.name.lower(): h for h in hosted.values()}
@@ -60,15 +72,36 @@ class DeploymentReaper:
         self._max_lifetime = max_lifetime
         self._full_sweep_every = full_sweep_every
         self._last_listed: datetime | None = None
+        # The backoff after a failed listing: as a provisioning step's (see holds.py).
+        self._poll_seconds = poll_seconds
+        self._longest_pause = longest_pause_seconds
 
     def run(self, owner: str) -> list[ReapReport]:
         reports: list[ReapReport] = []
-        why = self._why_list()
+        records = {key: hosted.ledger.read() for key, hosted in self._by_deployment.items()}
+        now = self._now()
+        paused = [r for r in records.values() if management_paused(r, now)]
+        if paused:
+            # Another look (any instance's) found the management API failing: wait out the
+            # backoff in the ledger instead of adding calls to the outage.
+            until = max(r.management_retry_at for r in paused if r.management_retry_at)
+            logger.warning("reaper: the management API failed lately; not listing before %s", until)
+            return reports
+        why = self._why_list(records, now)
         if why is None:
             logger.info("reaper: every hosted deployment is held or absent; account not listed")
             return reports
         logger.info("reaper lists the account: %s", why)
-        snapshots = self._deployments.list()
+        try:
+            snapshots = self._deployments.list()
+        except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
+            if not is_transient(error):
+                raise
+            self._note_failure(error)
+            return reports
+        for key, hosted in self._by_deployment.items():
+            if records[key].management_failures or records[key].management_retry_at:
+                hosted.ledger.change(note_management_answered)
         self._last_listed = self._now()
         names = {s.name.lower() for s in snapshots}
         for key, hosted in self._by_deployment.items():
@@ -104,18 +137,35 @@ class DeploymentReaper:
         first = next(iter(self._by_deployment.values()), None)
         return first.ledger.now() if first is not None else datetime.now().astimezone()
 
-    def _why_list(self) -> str | None:
+    def _why_list(self, records: Mapping[str, LedgerRecord], now: datetime) -> str | None:
         """Why this pass must list the account, or None when the ledgers say nothing is due."""
-        now = self._now()
         if self._last_listed is None or now - self._last_listed >= self._full_sweep_every:
             return "periodic full sweep"
-        for hosted in self._by_deployment.values():
-            why = why_list_the_account(
-                hosted.ledger.read(), now, hosted.idle_grace, hosted.max_lifetime
-            )
+        for key, hosted in self._by_deployment.items():
+            why = why_list_the_account(records[key], now, hosted.idle_grace, hosted.max_lifetime)
             if why is not None:
                 return f"{hosted.name}: {why}"
         return None
+
+    def _note_failure(self, error: Exception) -> None:
+        """The listing failed for the management API's sake: every model's ledger says so,
+        so no instance's reaper or provisioning step asks again before the backoff."""
+        for hosted in self._by_deployment.values():
+            ledger = hosted.ledger
+
+            def failed(record: LedgerRecord, ledger: HoldLedger = ledger) -> LedgerRecord | None:
+                noted = note_management_failure(
+                    record, now=ledger.now(), poll=self._poll_seconds, longest=self._longest_pause
+                )
+                return noted if noted != record else None
+
+            noted = ledger.change(failed) or ledger.read()
+            logger.warning(
+                "reaper: listing the account failed transiently (%d in a row); not before %s: %s",
+                noted.management_failures,
+                noted.management_retry_at,
+                error,
+            )
 
     def _forget_vanished(self, ledger: HoldLedger) -> None:
         """The ledger says ready but Azure has no such deployment: make the next job re-check."""

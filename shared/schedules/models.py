@@ -18,8 +18,8 @@ time_zone = "Europe/Berlin"
 weekdays = ["mon", "tue", "wed", "thu", "fri"]
 starts = "02:00"
 deadline = "PT4H"                       # a duration after the start (ISO 8601 or seconds)
-input_prefix = "batches/contracts/"
-output_prefix = "batch-results/contracts/"
+input_prefix = "contracts/nightly/"     # in BATCH_CONTAINER
+output_prefix = "contracts/nightly/"    # in BATCH_OUTPUT_CONTAINER
 ```
 
 The deadline is a duration after the start, not a local time: a duration means the same
@@ -38,7 +38,14 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -106,20 +113,28 @@ class CalendarRule(BaseModel):
             )
         return country.upper() if country is not None else None
 
-    @model_validator(mode="after")
-    def _subdivision_is_known(self) -> CalendarRule:
-        subdivision = self.holiday_subdivision
-        if subdivision is None:
-            return self
-        if self.holiday_country is None:
-            raise ValueError("holiday_subdivision needs holiday_country too")
-        known = supported_holiday_calendars()[self.holiday_country]
-        if subdivision.upper() not in {s.upper() for s in known}:
+    @field_validator("holiday_subdivision")
+    @classmethod
+    def _subdivision_is_known(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holiday_country")
+        if subdivision is None or country is None:
+            return subdivision  # without a (valid) country, the rule below or its own says why
+        known = supported_holiday_calendars()[country]
+        spelled = {s.upper(): s for s in known}.get(subdivision.upper())
+        if spelled is None:
             listed = ", ".join(known) or "(none)"
             raise ValueError(
-                f"holiday_subdivision {subdivision!r} is not a subdivision of "
-                f"{self.holiday_country}; they are: {listed}"
+                f"holiday_subdivision {subdivision!r} is not a subdivision of {country}; "
+                f"they are: {listed}"
             )
+        # The holidays package knows a subdivision by its own spelling only ('BY', not 'by'):
+        # keep that one, so the calendar never meets a name it refuses.
+        return spelled
+
+    @model_validator(mode="after")
+    def _subdivision_has_country(self) -> CalendarRule:
+        if self.holiday_subdivision is not None and self.holiday_country is None:
+            raise ValueError("holiday_subdivision needs holiday_country too")
         return self
 
     @property

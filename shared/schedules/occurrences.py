@@ -101,6 +101,28 @@ def window_on(window: WindowSettings, day: date) -> Occurrence | None:
     return Occurrence(window.name, day, opens, closes)
 
 
+# The years a window's longest real length is measured over: four, a leap year among them,
+# under the time-zone rules tzdata states for them (fixed, so loading the settings stays pure).
+_LENGTH_YEARS = (2024, 2028)
+
+
+@lru_cache(maxsize=256)
+def longest_length(window: WindowSettings) -> timedelta:
+    """The longest real time from opening to closing on any day: the wall-clock length, an
+    hour (or the zone's change) longer only when a clock change falls inside the window."""
+    zone = window.zone
+    day = date(_LENGTH_YEARS[0], 1, 1)
+    last = date(_LENGTH_YEARS[1], 1, 1)
+    crosses = window.closes <= window.opens
+    longest = timedelta(0)
+    while day < last:
+        opens = local_instant(day, window.opens, zone)
+        closes = local_instant(day + timedelta(days=1) if crosses else day, window.closes, zone)
+        longest = max(longest, closes - opens)
+        day += timedelta(days=1)
+    return longest
+
+
 def batch_on(batch: BatchSchedule, day: date) -> Occurrence | None:
     """The batch's run starting on local `day` (start to deadline), or None."""
     if not is_open_day(batch, day):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from scripts.azurite import RunningAzurite
 from scripts.local_azure import LOCAL_MODEL
-from shared.composition import AppServices, build_services
+from shared.composition import AppServices, build_services, utc_now
 from shared.settings import AppSettings
 from simulator.process import RunningSimulator
 
@@ -40,6 +41,21 @@ FAST_APP_SETTINGS: dict[str, Any] = {
 ServicesFactory = Callable[..., AppServices]
 
 
+class ShiftedClock:
+    """The wall clock moved forward on demand: a test that needs a hold or a grace to pass
+    gives it a long lifetime and moves this clock past it, instead of a short lifetime and a
+    sleep that a busy machine can outrun before the test looks ("still held") or after."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += timedelta(seconds=seconds)
+
+
 def local_app_settings(
     azurite: RunningAzurite, sim: RunningSimulator, **overrides: Any
 ) -> dict[str, str]:
@@ -62,6 +78,7 @@ def local_app_settings(
         "JOBS_CONTAINER": f"jobs-{suffix}",
         "RESUME_QUEUE": f"resumes-{suffix}",
         "BATCH_CONTAINER": f"batch-{suffix}",
+        "BATCH_OUTPUT_CONTAINER": f"batch-out-{suffix}",
         "BATCH_RUNS_CONTAINER": f"runs-{suffix}",
         "BATCH_QUEUE": f"batches-{suffix}",
         **FAST_APP_SETTINGS,
@@ -79,12 +96,12 @@ def app_settings(azurite: RunningAzurite, sim: RunningSimulator) -> dict[str, st
 def make_services(app_settings: dict[str, str]) -> Iterator[ServicesFactory]:
     built: list[AppServices] = []
 
-    def factory(**overrides: Any) -> AppServices:
+    def factory(clock: Callable[[], datetime] = utc_now, **overrides: Any) -> AppServices:
         """Services for the test's settings changed by `overrides` (None removes a setting)."""
         values = {**app_settings, **{k: str(v) for k, v in overrides.items() if v is not None}}
         for key in [k for k, v in overrides.items() if v is None]:
             values.pop(key, None)
-        services = build_services(AppSettings.model_validate(values))
+        services = build_services(AppSettings.model_validate(values), clock=clock)
         built.append(services)
         return services
 

@@ -8,11 +8,13 @@ function_app.py does, until the jobs it was given are final.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.queue import QueueMessage
 
 from shared.composition import AppServices
@@ -54,7 +56,10 @@ def drive(
                 handler(delivered)
             else:
                 services.engine.resume(resume.job_id)
-            services.resumes.done(handle)
+            with contextlib.suppress(ResourceNotFoundError):
+                # A resume that outlived the message's lease (a busy machine): the message
+                # went to another consumer, which deletes it; so does the host.
+                services.resumes.done(handle)
         if not taken:
             time.sleep(0.05)
 

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from scripts.demo import verdict
-from tests.integration.processes import azurite_pids
+from tests.integration.processes import left_running, tagged_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sigterm_mid_demo_stops_the_local_azure_and_says_so() -> None:
-    before = azurite_pids()
+    tag, environment = tagged_environment()
     process = subprocess.Popen(
         [sys.executable, "-m", "scripts.demo"],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**environment, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -38,7 +37,7 @@ def test_sigterm_mid_demo_stops_the_local_azure_and_says_so() -> None:
             process.kill()
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "demo interrupted; the local Azure is stopped"
-    assert not azurite_pids() - before, "an Azurite started here was left running"
+    assert not left_running(tag), "a local Azure process started here was left running"
 
 
 def outcome(**changes: object) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -73,7 +74,7 @@ def post_json(body: Any, *, raw: bytes | None = None) -> func.HttpResponse:
         headers={"content-type": "application/json"},
         body=raw if raw is not None else json.dumps(body).encode(),
     )
-    response: func.HttpResponse = handler("submit_job")(req)
+    response: func.HttpResponse = asyncio.run(handler("submit_job")(req))
     return response
 
 
@@ -140,7 +141,7 @@ def test_multipart_upload_is_accepted(services: AppServices) -> None:
         headers={"content-type": f"multipart/form-data; boundary={boundary}"},
         body=payload,
     )
-    response = handler("submit_job")(req)
+    response = asyncio.run(handler("submit_job")(req))
     assert response.status_code == 202, response.get_body()
     job = body(get_job(body(response)["job_id"]))
     assert job["questions"] == ["How many laptops?"]
@@ -179,7 +180,7 @@ def test_oversized_submission_gets_413(
 
 def test_wrong_content_type_gets_400(services: AppServices) -> None:
     req = func.HttpRequest("POST", BASE, headers={"content-type": "text/xml"}, body=b"<a/>")
-    response = handler("submit_job")(req)
+    response = asyncio.run(handler("submit_job")(req))
     assert response.status_code == 400
     assert "multipart/form-data" in body(response)["error"]
 

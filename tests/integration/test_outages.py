@@ -53,14 +53,16 @@ def assert_one_clean_outcome_each(services: AppServices, outcomes: list[JobOutco
 def test_the_management_api_failing_longer_than_the_sdk_retries_costs_no_attempt(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
+    # Six real seconds of provisioning: the burst finds it cold however busy the machine is.
+    sim.admin.configure(provisioning_seconds=3600)
     services = make_services(IDLE_GRACE_SECONDS=3600)
     outcomes = cold_burst(services)
     assert all(o.parked for o in outcomes)
     # Every management call fails for a while: each provisioning step's read of the state
     # is retried by the SDK, then given up on, and the step is simply taken again later.
-    sim.admin.inject_errors("management", 503, 1.0, count=12)
+    sim.admin.inject_errors("management", 503, 1.0, count=6)
     drive(services, [o.job_id for o in outcomes], timeout=120)
-    assert sim.admin.faults()["errors"]["management"]["remaining"] == 0, "all 12 were answered"
+    assert sim.admin.faults()["errors"]["management"]["remaining"] == 0, "all 6 were answered"
     assert_one_clean_outcome_each(services, outcomes)
 
 
@@ -106,3 +108,61 @@ def test_storage_frozen_for_15_seconds_mid_burst_costs_no_attempt_and_leaks_noth
     driver.join(timeout=200)
     assert done.is_set() and not errors, errors
     assert_one_clean_outcome_each(services, outcomes)
+
+
+def test_a_long_management_outage_costs_a_few_calls_whatever_waits_on_it(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    # Two instances of the app share one ledger: each resumes parked jobs and runs its reaper
+    # as often as it likes while the management API answers nothing but 503 for 16 seconds.
+    timings = {
+        "IDLE_GRACE_SECONDS": 3600,
+        "MANAGEMENT_POLL_SECONDS": 0.5,
+        "PARK_MAX_SECONDS": 4,
+        "JOB_HOLD_SECONDS": 30,
+        "PROVISION_TIMEOUT_SECONDS": 120,
+    }
+    first = make_services(**timings)
+    second = make_services(
+        **timings, DEPLOYMENT_NAME=first.settings.deployment_name, **_same_containers(first)
+    )
+    injected = 100_000
+    sim.admin.inject_errors("management", 503, 1.0, count=injected)
+    outcomes = cold_burst(first)
+    assert all(o.parked for o in outcomes)
+    outage_ends = time.monotonic() + 16
+    turn = 0
+    while time.monotonic() < outage_ends:
+        for instance in (first, second):
+            instance.reaper.run("reaper:test")
+            for resume, handle in instance.resumes.take_visible(lease_seconds=30):
+                instance.engine.resume(resume.job_id)
+                instance.resumes.done(handle)
+        turn += 1
+        time.sleep(0.1)
+    calls = injected - sim.admin.faults()["errors"]["management"]["remaining"]
+    sim.admin.clear_faults()
+    record = first.model().ledger.read()
+    assert record.management_failures >= 3, "the outage is on record for every instance"
+    # Backing off from 0.5 s, doubling up to 4 s: about seven looks in 16 s, two calls each
+    # (one quick retry), however many documents wait and however often the reapers run.
+    assert calls <= 20, f"{calls} management calls during the outage ({turn} rounds)"
+
+    drive(first, [o.job_id for o in outcomes], timeout=120)
+    assert_one_clean_outcome_each(first, outcomes)
+    assert first.model().ledger.read().management_failures == 0, "forgotten once it answers"
+
+
+def _same_containers(services: AppServices) -> dict[str, str]:
+    s = services.settings
+    return {
+        "INPUT_CONTAINER": s.input_container,
+        "OUTPUT_CONTAINER": s.output_container,
+        "LEDGER_CONTAINER": s.ledger_container,
+        "JOBS_CONTAINER": s.jobs_container,
+        "RESUME_QUEUE": s.resume_queue,
+        "BATCH_CONTAINER": s.batch_container,
+        "BATCH_OUTPUT_CONTAINER": s.batch_output_container,
+        "BATCH_RUNS_CONTAINER": s.batch_runs_container,
+        "BATCH_QUEUE": s.batch_queue,
+    }

@@ -101,9 +101,10 @@ def test_throttling_is_bounded_by_time_not_by_a_count_of_short_waits(
         PROCESSING_PROFILES=SHORT_ANSWERS,
     )
     assert process(services, "warm.txt", b"warm up").status == "succeeded"
-    # A capacity-1 deployment allows one request per ten simulated seconds: a sixth of a
-    # real second at this time scale, so the 429s' Retry-After waits are short.
-    sim.admin.configure(time_scale=60)
+    # A capacity-1 deployment allows one request per ten simulated seconds: two and a half
+    # real seconds at this time scale, so the second request is throttled however slowly a
+    # busy machine sends it, and the Retry-After waits stay short.
+    sim.admin.configure(time_scale=4)
     chat = services.model().chat
     chat.complete(HELLO)
     before = sim.admin.stats()["data"]
@@ -127,7 +128,8 @@ def test_a_long_retry_after_before_any_answer_parks_the_job_instead_of_sleeping(
     services.model().chat.complete(HELLO)
     started = time.monotonic()
     parked = services.engine.process_blob(services.settings.input_container, "doc.txt", b"text")
-    assert time.monotonic() - started < 3, "the invocation did not sleep out the Retry-After"
+    # The Retry-After is about ten real seconds; a busy machine may take a few on its own.
+    assert time.monotonic() - started < 8, "the invocation did not sleep out the Retry-After"
     assert parked.parked
     record = services.jobs.get(parked.job_id)
     assert record is not None and record.status == "queued"

@@ -131,3 +131,22 @@ def test_bad_values_say_which_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPLOYMENT_CAPACITY", "zero")
     with pytest.raises(ValidationError, match="DEPLOYMENT_CAPACITY"):
         AppSettings()
+
+
+def test_overlapping_output_locations_are_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    defaults = AppSettings()
+    assert defaults.batch_output_container == "batch-out" != defaults.output_container
+    monkeypatch.setenv("BATCH_OUTPUT_CONTAINER", "documents-out")
+    with pytest.raises(ValidationError) as refused:
+        AppSettings()
+    message = str(refused.value)
+    assert "OUTPUT_CONTAINER and BATCH_OUTPUT_CONTAINER are both 'documents-out'" in message
+    assert "a batch's outcome could replace a document's" in message
+    monkeypatch.setenv("BATCH_OUTPUT_CONTAINER", "batch-out")
+    monkeypatch.setenv("BATCH_CONTAINER", "documents-in")
+    with pytest.raises(ValidationError, match="INPUT_CONTAINER and BATCH_CONTAINER are both"):
+        AppSettings()

@@ -58,7 +58,7 @@ def drive_batches(services: AppServices, run_id: str, *, timeout: float = 120.0)
 
 def outcomes_by_input(services: AppServices, output_prefix: str) -> dict[str, list[str]]:
     """Each input's current outcome blobs (result or error) under the output prefix."""
-    output = services.blob_service.get_container_client(services.settings.output_container)
+    output = services.blob_service.get_container_client(services.settings.batch_output_container)
     found: dict[str, list[str]] = {}
     for blob in output.list_blobs(name_starts_with=output_prefix):
         for kind in (".result.json", ".error.json"):
@@ -68,7 +68,7 @@ def outcomes_by_input(services: AppServices, output_prefix: str) -> dict[str, li
 
 
 def version_outcomes(services: AppServices, output_prefix: str) -> dict[str, int]:
-    output = services.blob_service.get_container_client(services.settings.output_container)
+    output = services.blob_service.get_container_client(services.settings.batch_output_container)
     counts: dict[str, int] = {}
     for blob in output.list_blobs(name_starts_with=f"versions/{output_prefix}"):
         document = blob.name.removeprefix("versions/").rsplit("/", 1)[0]

@@ -16,6 +16,7 @@ from shared import composition, settings
 from shared.composition import AppServices
 from simulator.process import RunningSimulator
 from tests.integration.batch.helpers import BATCH_PROFILES, outcomes_by_input, upload_documents
+from tests.integration.drive import process_to_end
 from tests.integration.test_function_app import handler
 
 BASE = "http://localhost:7071/api/batches"
@@ -100,3 +101,53 @@ def test_bad_requests_are_answered_400_and_unknown_runs_404(services: AppService
         assert response.status_code == 400, body
         assert says in json.loads(response.get_body())["error"]
     assert get("no-such-run").status_code == 404
+
+
+def test_a_batch_and_an_ad_hoc_document_of_the_same_name_keep_their_own_outcomes(
+    services: AppServices,
+) -> None:
+    # `hosting batch run default` reads batch-in/default/ and writes under default/; an
+    # ad-hoc upload of default/doc000.txt is named default/doc000.txt too.
+    batch_in = services.blob_service.get_container_client(services.settings.batch_container)
+    batch_in.upload_blob("default/doc000.txt", b"Batch invoice 000: 100 EUR due in 30 days.")
+    response = post({"model": "default", "input_prefix": "default/"})
+    assert response.status_code == 202, response.get_body()
+    run_id = json.loads(response.get_body())["run_id"]
+    deliver_until_final(services, run_id)
+    outcome = process_to_end(services, "default/doc000.txt", b"Ad-hoc lease: 3 months.")
+    assert outcome.status == "succeeded"
+
+    def current(container: str) -> dict[str, Any]:
+        client = services.blob_service.get_container_client(container)
+        return json.loads(client.download_blob("default/doc000.txt.result.json").readall())  # type: ignore[no-any-return]
+
+    batch = current(services.settings.batch_output_container)
+    ad_hoc = current(services.settings.output_container)
+    assert batch["input"] == f"{services.settings.batch_container}/default/doc000.txt"
+    assert batch["run_id"] == run_id
+    assert ad_hoc["input"] == f"{services.settings.input_container}/default/doc000.txt"
+    assert ad_hoc["job_id"] == outcome.job_id
+
+
+def test_a_run_whose_outcomes_would_take_another_runs_names_is_refused(
+    services: AppServices,
+) -> None:
+    first = post(
+        {"model": "default", "input_prefix": "a/", "output_prefix": "out/", "run_id": "r-1"}
+    )
+    assert first.status_code == 202, first.get_body()
+    refused = post(
+        {"model": "default", "input_prefix": "b/", "output_prefix": "out/", "run_id": "r-2"}
+    )
+    assert refused.status_code == 400
+    assert json.loads(refused.get_body())["error"] == (
+        "run 'r-2' writes outcomes under 'out/' (for 'b/'), which overlaps run 'r-1''s 'out/' "
+        "(for 'a/'): two different documents would share an outcome name. Choose an output "
+        "prefix neither inside nor around the other"
+    )
+    nested = post({"model": "default", "input_prefix": "b/", "output_prefix": "out/b/"})
+    assert nested.status_code == 400, "inside r-1's prefix, over other inputs"
+    alike = post({"model": "default", "input_prefix": "a/2026/", "output_prefix": "out/2026/"})
+    assert alike.status_code == 202, "names every input as r-1 does"
+    apart = post({"model": "default", "input_prefix": "b/", "output_prefix": "out-b/"})
+    assert apart.status_code == 202

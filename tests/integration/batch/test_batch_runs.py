@@ -21,6 +21,7 @@ from pathlib import Path
 
 from shared.composition import AppServices
 from simulator.process import RunningSimulator
+from tests.integration.azure_state import deployment_gone
 from tests.integration.batch.helpers import (
     BATCH_PROFILES,
     drive_batches,
@@ -153,10 +154,11 @@ def test_the_deadline_lists_what_is_left_and_leaves_it_in_place(
 ) -> None:
     services = batch_services(make_services, sim)
     batch_in = services.blob_service.get_container_client(services.settings.batch_container)
-    names = upload_documents(batch_in, "late/", 120)
-    # Capacity 2 at 120x: about 24 documents a second, so 120 need five; the deadline comes
-    # after the 3 s provisioning and about a second of work.
-    deadline = datetime.now(UTC) + timedelta(seconds=4.5)
+    names = upload_documents(batch_in, "late/", 240)
+    # Capacity 2 at 120x: about 24 documents a second, so 240 need ten; the deadline comes
+    # after the 3 s provisioning and about five seconds of work, so some are done and some
+    # left even when a busy machine slows the run down.
+    deadline = datetime.now(UTC) + timedelta(seconds=8)
     run = services.batches.start("default", "late-1", "late/", "late-out/", deadline)
     again = services.batches.start("default", "late-1", "late/", "late-out/", deadline)
     assert again.created == run.created, "the same run id is started once"
@@ -212,3 +214,43 @@ def _collect(errors: list[BaseException], work: Callable[[], object]) -> None:
         work()
     except BaseException as error:
         errors.append(error)
+
+
+def test_a_run_with_nothing_left_to_do_never_asks_for_the_deployment(
+    make_services: ServicesFactory, sim: RunningSimulator
+) -> None:
+    services = make_services(PROCESSING_PROFILES=BATCH_PROFILES, IDLE_GRACE_SECONDS=0)
+    batch_in = services.blob_service.get_container_client(services.settings.batch_container)
+    upload_documents(batch_in, "nightly/", 60)
+    first = services.batches.start("default", "nightly-1", "nightly/", "nightly-out/", None)
+    assert drive_batches(services, first.run_id, timeout=90).status == "succeeded"
+    ledger = services.model().ledger
+    name = services.settings.deployment_name
+    assert deployment_gone(services, name), "torn down after the first run"
+    provisioned = ledger.read().provision_count
+    puts = sim.admin.stats()["management"].get("PUT", 0)
+
+    # The same prefix again, and a prefix with nothing in it: both end without a hold.
+    again = services.batches.start("default", "nightly-2", "nightly/", "nightly-out/", None)
+    empty = services.batches.start("default", "empty-1", "nothing-here/", "nothing-out/", None)
+    for run in (again, empty):
+        ended = drive_batches(services, run.run_id, timeout=60)
+        assert ended.status == "succeeded", ended
+        assert ended.needed_since is None and ended.first_ready_at is None
+    report = summary(services, again.run_id)
+    assert report["documents"]["skipped_already_done"] == 60
+    assert report["documents"]["succeeded"] == 0
+    assert summary(services, empty.run_id)["documents"]["skipped_already_done"] == 0
+    assert ledger.read().provision_count == provisioned, "not provisioned again"
+    assert sim.admin.stats()["management"].get("PUT", 0) == puts, "no create sent"
+    assert not services.deployments.get(name).exists
+    assert all(not h.id.startswith("batch:nightly-2") for h in ledger.read().holds)
+
+    # A new document under the finished prefix is found past the done ones, and provisions.
+    batch_in.upload_blob("nightly/doc-99999.txt", b"Invoice 99999: 5 EUR due now.")
+    late = services.batches.start("default", "nightly-3", "nightly/", "nightly-out/", None)
+    assert drive_batches(services, late.run_id, timeout=60).status == "succeeded"
+    late_report = summary(services, late.run_id)
+    documents = late_report["documents"]
+    assert (documents["succeeded"], documents["skipped_already_done"]) == (1, 60)
+    assert ledger.read().provision_count == provisioned + 1

@@ -21,7 +21,7 @@ from shared.hosting.holds import KnownState
 from shared.inference import ChatRequest, InferenceUnavailable
 from simulator.process import RunningSimulator
 from tests.integration.azure_state import deployment_gone
-from tests.integration.conftest import ServicesFactory
+from tests.integration.conftest import ServicesFactory, ShiftedClock
 from tests.integration.drive import drive, process_to_end
 from tests.integration.outputs import current_outputs
 
@@ -135,6 +135,9 @@ def test_creating_deployment_is_waited_for_not_created_again(
 def test_deleting_deployment_is_waited_for_then_created(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
+    # Three real seconds of deleting: still Deleting when the document comes, however busy
+    # the machine (the default, 50 ms, can be over before the next request is answered).
+    sim.admin.configure(deletion_seconds=1800)
     services = make_services()
     start_create(services)
     name = services.settings.deployment_name
@@ -332,7 +335,9 @@ def test_a_cold_document_parks_instead_of_waiting_and_finishes_when_resumed(
     started = time.monotonic()
     parked = services.engine.process_blob(services.settings.input_container, "doc.txt", b"text")
     assert parked.parked and parked.status == "waiting_for_deployment"
-    assert time.monotonic() - started < 1.5, "the invocation ended without waiting"
+    # Parked, so it did not wait for the deployment to serve; the bound is loose for a busy
+    # machine and catches only an invocation stuck on something else.
+    assert time.monotonic() - started < 30, "the invocation ended without waiting"
     record = services.jobs.get(parked.job_id)
     assert record is not None
     assert record.worker is None, "the claim is given back while the job waits"
@@ -368,8 +373,9 @@ def test_waiting_past_the_provision_timeout_fails_with_a_record(
 def test_leaked_hold_expires_and_reaper_cleans_up(
     make_services: ServicesFactory, sim: RunningSimulator
 ) -> None:
-    services = make_services(IDLE_GRACE_SECONDS=0)
-    services.model().ledger.place_hold("crashed-job", "job", "dead-worker", timedelta(seconds=3))
+    clock = ShiftedClock()
+    services = make_services(clock=clock, IDLE_GRACE_SECONDS=0)
+    services.model().ledger.place_hold("crashed-job", "job", "dead-worker", timedelta(minutes=5))
     start_create(services)
     while (
         services.deployments.get(services.settings.deployment_name).provisioning_state
@@ -377,7 +383,7 @@ def test_leaked_hold_expires_and_reaper_cleans_up(
     ):
         time.sleep(0.05)
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [False]
-    time.sleep(3)
+    clock.advance(5 * 60 + 1)  # the crashed job never renews its hold
     assert [r.deleted for r in services.reaper.run("reaper:test")] == [True]
 
 

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.functions_host.support import REPO_ROOT, SAMPLE_APP
-from tests.integration.processes import azurite_pids
+from tests.integration.processes import left_running, tagged_environment
 
 
-def _cli(args: list[str], environ: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, **environ, "PYTHONUNBUFFERED": "1"}
+def _cli(
+    args: list[str], environ: dict[str, str], env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    env = {**(env or os.environ), **environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "scripts.functions_host", "--app", SAMPLE_APP,
          "--settings-file", "/nonexistent/local.settings.json", *args],
@@ -42,26 +44,26 @@ def test_cli_port_busy_exits_2_with_one_line(environ: dict[str, str]) -> None:
 
 
 def test_cli_port_busy_fails_before_starting_the_local_azure(environ: dict[str, str]) -> None:
-    azurites_before = azurite_pids()
+    tag, tagged = tagged_environment()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with _cli(["--port", str(port), "--local-azure"], environ) as process:
+        with _cli(["--port", str(port), "--local-azure"], environ, env=tagged) as process:
             _, stderr = process.communicate(timeout=30)
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [
         f"functions_host: cannot listen on 127.0.0.1:{port}: Address already in use "
         "(is another host running? pick another port with --port)"
     ], "nothing else may start (and print) before the port is known to be free"
-    assert not azurite_pids() - azurites_before, "an Azurite started here was left running"
+    assert not left_running(tag), "a local Azure process started here was left running"
 
 
 def test_cli_sigterm_while_the_local_azure_starts_leaves_no_process(
     environ: dict[str, str],
 ) -> None:
-    azurites_before = azurite_pids()
-    with _cli(["--port", "0", "--local-azure"], environ) as process:
+    tag, tagged = tagged_environment()
+    with _cli(["--port", "0", "--local-azure"], environ, env=tagged) as process:
         try:
             assert process.stderr is not None
             # Azurite is up and the simulator is starting: the window where a plain SIGTERM
@@ -77,7 +79,7 @@ def test_cli_sigterm_while_the_local_azure_starts_leaves_no_process(
     assert process.returncode == 130
     assert "functions_host: interrupted before the host started; stopped" in rest
     assert "Traceback" not in rest
-    assert not azurite_pids() - azurites_before, "an Azurite started here was left running"
+    assert not left_running(tag), "a local Azure process started here was left running"
 
 
 def test_cli_import_failure_exits_2_with_one_line(environ: dict[str, str]) -> None:
@@ -115,12 +117,14 @@ def _get_when_up(url: str, process: subprocess.Popen[str]) -> str:
     import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + 20
+    # Up is a condition, not a time: starting Azurite, the simulator and the host takes
+    # seconds on a quiet machine and much longer beside another test run.
+    deadline = time.monotonic() + 90
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=10) as response:
                 return str(response.read().decode())
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)

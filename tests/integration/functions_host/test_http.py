@@ -132,7 +132,8 @@ def test_a_slow_sync_handler_does_not_block_other_requests(environ: dict[str, st
             started = time.monotonic()
             async with http.get("/api/items/7") as response:
                 assert response.status == 200
-            assert time.monotonic() - started < 2
+            # The slow handler holds its thread until released (or 10 s): answered long before.
+            assert time.monotonic() - started < 8
             assert not slow.done()
             sample.SLOW_RELEASE.set()
             async with await slow as response:

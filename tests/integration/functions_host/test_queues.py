@@ -168,10 +168,12 @@ def test_a_message_sent_with_a_visibility_delay_is_delivered_only_once_visible(
             await send(storage.connection_string, queue_name, "later", visibility_timeout=delay)
             await asyncio.sleep(delay - 0.5)
             assert queue_app.CALLS == []  # polled several times meanwhile
-            await wait_until(lambda: len(queue_app.CALLS) == 1, delay + 3, "the delivery")
+            await wait_until(lambda: len(queue_app.CALLS) == 1, delay + 30, "the delivery")
         waited = queue_app.CALLS[0].at - sent_at
-        # Azurite counts visibility in whole seconds; the upper bound allows a poll or two.
-        assert delay - 0.25 <= waited <= delay + 1.5, waited
+        # Azurite counts visibility in whole seconds. Not before it is visible is the rule; the
+        # upper bound only says it was not left for another visibility period (a busy machine
+        # delays polls by seconds, so it is loose).
+        assert delay - 0.25 <= waited <= 2 * delay + 6, waited
 
     run(scenario())
 

@@ -25,7 +25,7 @@ from shared.documents.jobs import job_id_for
 from shared.documents.submissions import Submission, SubmissionInvalid
 from simulator.process import RunningSimulator
 from tests.integration.azure_state import deployment_gone
-from tests.integration.conftest import ServicesFactory
+from tests.integration.conftest import ServicesFactory, ShiftedClock
 from tests.integration.drive import drive, process_to_end
 
 LOCAL_BASE = "gpt-4.1-mini-2025-04-14"
@@ -142,9 +142,10 @@ def test_two_models_at_once_get_two_deployments_each_torn_down_on_its_own_schedu
     make_services: ServicesFactory, tmp_path: Path, sim: RunningSimulator
 ) -> None:
     catalog = write_catalog(
-        tmp_path / "hosting.toml", suffix=uuid.uuid4().hex[:8], grace={"reviews": 2}
+        tmp_path / "hosting.toml", suffix=uuid.uuid4().hex[:8], grace={"reviews": 600}
     )
-    services = several(make_services, catalog)
+    clock = ShiftedClock()
+    services = several(make_services, catalog, clock=clock)
     documents = [(f"contracts/c{i}.txt", f"contract {i}") for i in range(3)] + [
         (f"reviews/r{i}.txt", f"review {i}") for i in range(3)
     ]
@@ -155,12 +156,12 @@ def test_two_models_at_once_get_two_deployments_each_torn_down_on_its_own_schedu
     assert sorted(d["name"] for d in billing) == sorted(
         [services.model("contracts").spec.name, services.model("reviews").spec.name]
     ), "one deployment per model, shared by its documents"
-    # contracts has no idle grace: its last job deleted it; reviews waits out 2 s of grace.
+    # contracts has no idle grace: its last job deleted it; reviews waits out its grace.
     assert deployment_gone(services, services.model("contracts").spec.name)
     assert exists(services, "reviews")
     reports = {r.deployment: r.deleted for r in services.reaper.run("reaper:test")}
     assert reports == {services.model("reviews").spec.name: False}
-    time.sleep(2.2)
+    clock.advance(601)
     reports = {r.deployment: r.deleted for r in services.reaper.run("reaper:test")}
     assert reports == {services.model("reviews").spec.name: True}
     assert deployment_gone(services, services.model("reviews").spec.name)

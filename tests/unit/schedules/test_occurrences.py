@@ -166,6 +166,16 @@ def test_public_holidays_follow_the_subdivision() -> None:
     assert after_tuesday.local_day == date(2027, 1, 7), "Epiphany skipped"
 
 
+def test_a_subdivision_written_in_lower_case_follows_its_calendar() -> None:
+    # As written in a hosted-models file: validated, then asked about Epiphany, which once
+    # ended in the holidays package's NotImplementedError ('DE' has no subdivision 'by').
+    bavaria = window(
+        "08:00", "18:00", weekdays=WORKDAYS, holiday_country="de", holiday_subdivision="by"
+    )
+    assert window_on(bavaria, date(2026, 1, 6)) is None
+    assert window_on(bavaria, date(2026, 1, 7)) is not None
+
+
 def test_us_state_holidays() -> None:
     boston = window(
         "09:00",

@@ -101,8 +101,8 @@ def test_every_problem_names_the_model_the_window_and_the_field() -> None:
         "a country the holidays package knows"
     )
     assert found[5].startswith(
-        "model 'contracts', window 'state' (windows[5]): holiday_subdivision 'ZZ' is not a "
-        "subdivision of DE; they are: BB, BE, BW, BY"
+        "model 'contracts', window 'state' (windows[5]), field 'holiday_subdivision': "
+        "holiday_subdivision 'ZZ' is not a subdivision of DE; they are: BB, BE, BW, BY"
     )
     assert found[6].startswith(
         "model 'contracts', window 'dates' (windows[6]), field 'weekdays.0': Input should be "
@@ -140,12 +140,62 @@ def test_shape_errors_and_duplicate_names() -> None:
 def test_a_window_longer_than_the_maximum_lifetime_is_refused() -> None:
     found = problems(max_lifetime_seconds=8 * 3600, windows=[OFFICE])
     assert found == [
-        "model 'contracts', window 'window-1': lasts up to 11:10:00 with its lead time, longer "
+        "model 'contracts', window 'window-1': lasts up to 10:10:00 with its lead time, longer "
         "than the model's max_lifetime_seconds (28800); the reaper would delete the deployment "
         "during the window. Raise max_lifetime_seconds (or MAX_DEPLOYMENT_LIFETIME_SECONDS)"
     ]
 
 
+def test_a_day_window_no_clock_change_crosses_is_measured_by_its_wall_clock_length() -> None:
+    # 08:00-18:00 plus a 600 s lead lasts at most 10 h 10 min: Berlin's clocks change at
+    # 02:00/03:00, never inside it, so no hour is added.
+    fits = catalog(max_lifetime_seconds=39000, windows=[{**OFFICE, "lead_seconds": 600}])
+    assert fits.models["contracts"].windows[0].name == "window-1"
+    found = problems(max_lifetime_seconds=36599, windows=[{**OFFICE, "lead_seconds": 600}])
+    assert found[0].startswith("model 'contracts', window 'window-1': lasts up to 10:10:00 ")
+
+
+def test_a_night_window_over_a_clock_change_counts_the_hour_it_gains() -> None:
+    night = {**OFFICE, "opens": "22:00", "closes": "06:00", "lead_seconds": 600}
+    # 8 h 10 min on most nights, 9 h 10 min the night the clocks go back.
+    found = problems(max_lifetime_seconds=8 * 3600 + 600, windows=[night])
+    assert found[0].startswith("model 'contracts', window 'window-1': lasts up to 9:10:00 ")
+    assert catalog(max_lifetime_seconds=9 * 3600 + 600, windows=[night]).models["contracts"]
+
+
+def test_a_lower_case_holiday_subdivision_is_stored_as_the_calendar_spells_it() -> None:
+    loaded = catalog(
+        windows=[{**OFFICE, "holiday_country": "de", "holiday_subdivision": "by"}],
+        batches=[{**NIGHTLY, "holiday_country": "us", "holiday_subdivision": "ny"}],
+    )
+    office = loaded.models["contracts"].windows[0]
+    assert (office.holiday_country, office.holiday_subdivision) == ("DE", "BY")
+    nightly = loaded.models["contracts"].batches[0]
+    assert (nightly.holiday_country, nightly.holiday_subdivision) == ("US", "NY")
+
+
 def test_a_window_crossing_midnight_is_valid_and_its_length_wraps() -> None:
     night = catalog(windows=[{**OFFICE, "opens": "22:00", "closes": "06:00", "lead_seconds": 0}])
     assert night.models["contracts"].windows[0].nominal_length == timedelta(hours=8)
+
+
+def test_two_scheduled_batches_that_would_share_outcome_names_are_refused() -> None:
+    found = problems(
+        batches=[
+            {**NIGHTLY, "name": "nightly", "input_prefix": "a/", "output_prefix": "out/"},
+            {**NIGHTLY, "name": "weekly", "input_prefix": "b/", "output_prefix": "out/"},
+        ]
+    )
+    assert found == [
+        "model 'contracts', batch 'weekly' writes outcomes under 'out/' (for 'b/'), which "
+        "overlaps model 'contracts', batch 'nightly''s 'out/' (for 'a/'): two different "
+        "documents would share an outcome name. Choose an output prefix neither inside nor "
+        "around the other"
+    ]
+    nested = catalog(
+        batches=[
+            {**NIGHTLY, "name": "all", "input_prefix": "in/", "output_prefix": "out/"},
+            {**NIGHTLY, "name": "year", "input_prefix": "in/2026/", "output_prefix": "out/2026/"},
+        ]
+    )
+    assert len(nested.models["contracts"].batches) == 2
