@@ -21,7 +21,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
-from shared.batch.models import BatchRun
+from shared.batch.models import BatchRun, run_id_problem
 from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
 from shared.queues import DelayedWorkQueue, decode_work_item, encode_work_item
 from shared.storage import JsonBlobStore
@@ -243,7 +243,7 @@ class ContinueMessage:
     @classmethod
     def decode(cls, body: str) -> ContinueMessage:
         """Parse a message body; ValueError says what is wrong with it."""
-        return cls(*decode_work_item(body, key="run_id", what="batch"))
+        return cls(*decode_work_item(body, key="run_id", what="batch", id_problem=run_id_problem))
 
 
 class BatchQueue(DelayedWorkQueue):

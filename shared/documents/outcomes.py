@@ -6,7 +6,11 @@ output container:
 - `<name>.result.json` or `<name>.error.json` holds the outcome of the newest version of
   `<name>`, never both: a user reading the container sees one answer per document;
 - `versions/<name>/<job id>.result.json` (or `.error.json`) holds every version's own outcome,
-  kept; a job record (and `GET /api/jobs/{id}`) points at its own version's blob.
+  kept; a job record (and `GET /api/jobs/{id}`) points at its own version's blob. Each carries
+  its version's stamp and `role: version` in its metadata, and a current name is never
+  published over a blob so marked;
+- `refused/<name>.error.json` is the error record of a name the app refuses (`shared/names.py`:
+  one under these reserved folders, or too long for its outcome names).
 
 "Newest" is the version uploaded last (the input blob's Last-Modified when that version was
 delivered; the job id breaks a tie). Versions may finish in any order: the current name is
@@ -38,6 +42,9 @@ logger = logging.getLogger(__name__)
 OutcomeKind = Literal["result", "error"]
 KINDS: tuple[OutcomeKind, ...] = ("result", "error")
 VERSIONS_PREFIX = "versions/"
+REFUSED_PREFIX = "refused/"
+# Metadata marking a version's own outcome blob, which no current name may replace.
+VERSION_ROLE = {"role": "version"}
 _JSON = ContentSettings(content_type="application/json")
 
 
@@ -150,8 +157,11 @@ class OutcomeStore:
         """
         own = version_name(input_blob, job_id, kind)
         body = json.dumps(document, indent=2)
+        metadata = {**(stamp.metadata() if stamp else {"job_id": job_id}), **VERSION_ROLE}
         try:
-            self._output.upload_blob(own, body, overwrite=False, content_settings=_JSON)
+            self._output.upload_blob(
+                own, body, overwrite=False, content_settings=_JSON, metadata=metadata
+            )
         except ResourceExistsError:
             # A previous attempt wrote it before crashing; the first write stands.
             logger.info("%s already written; keeping the first", own)
@@ -171,7 +181,18 @@ class OutcomeStore:
         publish(self._publish, input_blob, kind, body, stamp)
         return own
 
+    def write_refusal(self, name: str, document: dict[str, Any]) -> None:
+        """The error record of a refused name, under `refused/` (see `shared/names.py`)."""
+        self._output.upload_blob(
+            name, json.dumps(document, indent=2), overwrite=True, content_settings=_JSON
+        )
+
     def _publish(self, input_blob: str, kind: OutcomeKind, body: str, stamp: VersionStamp) -> None:
+        names = [current_name(input_blob, k) for k in KINDS]
+        if any(self._is_version_blob(name) for name in names):
+            # Only a name under `versions/` gets here, which the callers refuse before.
+            logger.warning("%s names a version's own outcome; not replacing it", input_blob)
+            return
         current = {k: self._stamp_and_etag(current_name(input_blob, k)) for k in KINDS}
         for existing, _ in current.values():
             if existing is not None and not supersedes(stamp, existing):
@@ -219,3 +240,12 @@ class OutcomeStore:
         except ResourceNotFoundError:
             return None, None
         return VersionStamp.from_metadata(dict(properties.metadata or {})), properties.etag
+
+    def _is_version_blob(self, name: str) -> bool:
+        if not name.startswith(VERSIONS_PREFIX):
+            return False  # version blobs live only there: no extra read for a normal name
+        try:
+            properties = self._output.get_blob_client(name).get_blob_properties()
+        except ResourceNotFoundError:
+            return False
+        return (properties.metadata or {}).get("role") == VERSION_ROLE["role"]
