@@ -1,4 +1,4 @@
-"""Which names a caller may choose: input blob names, batch prefixes and run ids.
+"""Which names a caller may choose: input blob names and batch prefixes.
 
 Callers name things the app then writes under: an uploader names an input blob (its outcomes
 are named after it), a batch's starter names its run and its prefixes. These rules keep every
@@ -9,8 +9,8 @@ name another job or run owns:
   `refused/` (the error records of names refused here) are never the start of an outcome
   name a caller's document gets;
 - control, format (bidirectional marks, zero-width characters), surrogate and private-use
-  characters are refused in prefixes: storage cannot list some of them, and the others make a
-  name look like another one;
+  characters are refused in prefixes and input names: storage listings choke on some of them,
+  and the others make a name look like another one;
 - names whose outcomes would pass storage's 1,024-character limit are refused up front.
 
 Pure functions: each returns what is wrong, in words, or None.
@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 
-from shared.documents.outcomes import REFUSED_PREFIX, VERSIONS_PREFIX
-
+# The output container's folders the app keeps for itself (see shared/documents/outcomes.py).
+VERSIONS_PREFIX = "versions/"
+REFUSED_PREFIX = "refused/"
 RESERVED_OUTPUT_PREFIXES: tuple[str, ...] = (VERSIONS_PREFIX, REFUSED_PREFIX)
 # Azure Storage's limit on a blob name.
 MAX_BLOB_NAME = 1024
@@ -43,6 +44,13 @@ def reserved_prefix_of(name: str) -> str | None:
 def refused_output_name(name: str) -> str | None:
     """Why a document's outcomes may not be named after `name` (an input blob's name, or a
     batch's joined output name), or None when they may."""
+    unsafe = unsafe_characters(name)
+    if unsafe:
+        return (
+            f"the name contains control, format or invisible characters ({', '.join(unsafe[:5])})"
+            ": outcomes are not named after it (storage listings choke on some, and the others "
+            "make a name look like another one); upload the document under a visible name"
+        )
     reserved = reserved_prefix_of(name)
     if reserved is not None:
         return (
@@ -60,12 +68,16 @@ def refused_output_name(name: str) -> str | None:
 
 def refusal_record_name(name: str) -> str:
     """Where the error record of a refused `name` goes: `refused/<name>.error.json`, or, for a
-    name too long for that, a shortened name made unique by a digest of the whole name."""
+    name too long for that or with characters refused, a visible, shortened name made unique
+    by a digest of the whole name."""
     full = f"{REFUSED_PREFIX}{name}.error.json"
-    if len(full) <= MAX_BLOB_NAME:
+    if len(full) <= MAX_BLOB_NAME and not unsafe_characters(name):
         return full
     digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
-    return f"{REFUSED_PREFIX}{name[:900]}~{digest}.error.json"
+    visible = "".join(
+        "_" if unicodedata.category(char) in _REFUSED_CATEGORIES else char for char in name[:900]
+    )
+    return f"{REFUSED_PREFIX}{visible}~{digest}.error.json"
 
 
 def unsafe_characters(text: str) -> list[str]:

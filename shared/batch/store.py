@@ -22,7 +22,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, ContentSettings
 
 from shared.batch.models import BatchRun, run_id_problem
-from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
+from shared.documents.outcomes import KINDS
+from shared.names import VERSIONS_PREFIX
 from shared.queues import DelayedWorkQueue, decode_work_item, encode_work_item
 from shared.storage import JsonBlobStore
 

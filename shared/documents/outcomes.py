@@ -37,12 +37,12 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
+from shared.names import VERSIONS_PREFIX
+
 logger = logging.getLogger(__name__)
 
 OutcomeKind = Literal["result", "error"]
 KINDS: tuple[OutcomeKind, ...] = ("result", "error")
-VERSIONS_PREFIX = "versions/"
-REFUSED_PREFIX = "refused/"
 # Metadata marking a version's own outcome blob, which no current name may replace.
 VERSION_ROLE = {"role": "version"}
 _JSON = ContentSettings(content_type="application/json")

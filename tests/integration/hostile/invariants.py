@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from shared.composition import AppServices
+from shared.names import refusal_record_name
 
 Snapshot = dict[str, str]
 
@@ -40,7 +41,7 @@ def owned_by_document(name: str, output_name: str) -> bool:
     return (
         name in (f"{output_name}.result.json", f"{output_name}.error.json")
         or own_version is not None
-        or name == f"refused/{output_name}.error.json"
+        or name == refusal_record_name(output_name)
     )
 
 
