@@ -209,7 +209,9 @@ def test_prefixes_with_control_or_direction_characters_are_refused(
         payload = {"model": "default", "input_prefix": "ok/", field: prefix}
         response = post(BATCHES_URL, json.dumps(payload).encode())
         assert response.status_code == 400, response.get_body()
-        assert field in answer(response)["error"]
+        error = answer(response)["error"]
+        # A lone surrogate is refused with the body, before any field is read.
+        assert field in error or ("surrogate" in error and "\ud800" in prefix), error
     assert run_names(app) == set()
 
 
@@ -345,3 +347,22 @@ def test_everything_above_left_the_app_serving_a_normal_document(app: AppService
     record = app.jobs.get(job_id_for(app.settings.input_container, name, data))
     assert record is not None and record.status == "succeeded"
     assert_only_own_names_written(before, output_names(app), name)
+
+
+# --- found while writing the property-based suite ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"text": "\\ud800 hello"}',
+        b'{"text": "hello", "questions": ["\\udfff?"]}',
+        b'{"text": "hello", "\\ud800": 1}',
+    ],
+)
+def test_a_lone_surrogate_escape_in_a_submission_is_400(app: AppServices, body: bytes) -> None:
+    response = post(JOBS_URL, body)
+    assert response.status_code == 400, response.get_body()
+    assert "surrogate" in answer(response)["error"]
+    input_container = app.blob_service.get_container_client(app.settings.input_container)
+    assert list(input_container.list_blobs()) == []

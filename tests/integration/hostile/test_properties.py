@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -89,6 +89,7 @@ nasty_text = st.one_of(
             "a\u0000b",
             "\u202ertl",
             "\ud800",
+            "a\udfffb",
             "%2e%2e",
             "a\n",
             "P99999999D",
@@ -231,6 +232,9 @@ def accepted_or_refused(status: int) -> None:
     payload=st.one_of(job_fields().map(encoded), bodies, multipart_bodies),
     content_type=content_types,
 )
+# What earlier runs found (now refused with 400): kept as fixed examples.
+@example(payload=b'{"text": "\\ud800 hello"}', content_type="application/json")
+@example(payload=b'{"text": "x", "questions": ["\\udfff"]}', content_type="application/json")
 def test_post_jobs_never_500s_and_stores_only_its_own_input(
     quiet_app: AppServices, payload: bytes, content_type: str
 ) -> None:
