@@ -82,13 +82,6 @@ def deliver(services: AppServices, name: str, data: bytes | None = None) -> None
     drive(services, [job_id_for(container, name, data)], handler=handler("resume_job"))
 
 
-def drive_all(services: AppServices, timeout: float = 60.0) -> None:
-    """Resume every open job until none is left open."""
-    open_jobs = list(services.jobs.open_job_ids())
-    if open_jobs:
-        drive(services, open_jobs, timeout=timeout, handler=handler("resume_job"))
-
-
 def drive_batch(services: AppServices, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
     """Play the batch queue's trigger until the run is final; its view."""
     deadline = time.monotonic() + timeout

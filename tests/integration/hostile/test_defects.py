@@ -27,7 +27,6 @@ from tests.integration.hostile.calls import (
     answer,
     continue_batch,
     deliver,
-    drive_all,
     drive_batch,
     get,
     post,
@@ -45,7 +44,6 @@ from tests.integration.hostile.invariants import (
 def _submit_and_finish(app: AppServices, text: str) -> dict[str, object]:
     accepted = answer(post_json(JOBS_URL, {"text": text, "filename": "memo.txt"}))
     deliver(app, accepted["input"])
-    drive_all(app)
     done = answer(get(JOBS_URL, accepted["job_id"]))
     assert done["status"] == "succeeded", done
     return done
