@@ -122,13 +122,18 @@ def continue_batch(message: func.QueueMessage) -> None:
     services = get_services()
     try:
         outcome = services.batches.continue_run(continued.run_id)
-    except Exception:
+    except Exception as error:
         if message.dequeue_count is not None and (
             message.dequeue_count >= services.settings.resume_max_dequeue_count
         ):
             # The host would poison the message and the run would never continue: queue a
-            # fresh continuation for later instead (its marker keeps the work done).
-            logger.exception("batch %s: slices keep failing; trying later", continued.run_id)
+            # fresh continuation for later instead (its marker keeps the work done), unless
+            # this happened too often already and the run ends failed, its hold released.
+            logger.exception("batch %s: slices keep failing", continued.run_id)
+            if services.batches.slices_failed(
+                continued.run_id, f"{type(error).__name__}: {str(error)[:300]}"
+            ):
+                return
             services.batch_queue.schedule(
                 continued.run_id,
                 delay_seconds=services.settings.park_max_seconds,

@@ -19,7 +19,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.rest import HttpRequest
 
 from shared.documents.job_store import OPEN_PREFIX, PAYLOAD_PREFIX
-from shared.documents.outcomes import VERSIONS_PREFIX
+from shared.names import VERSIONS_PREFIX
 
 # What a blob in each of the app's containers is, by container role and name prefix.
 _PREFIXED = {

@@ -186,7 +186,13 @@ def load_catalog(path: Path, defaults: ModelDefaults, *, profiles_json: str | No
     except FileNotFoundError:
         problem = f"the file does not exist; deploy it with the app or fix {CONFIG_FILE_SETTING}"
         raise CatalogError(source, [problem]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except IsADirectoryError:
+        problem = f"it is a directory, not a file; point {CONFIG_FILE_SETTING} at the TOML file"
+        raise CatalogError(source, [problem]) from None
+    except OSError as error:
+        problem = f"the file cannot be read ({error.strerror or type(error).__name__})"
+        raise CatalogError(source, [problem]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise CatalogError(source, [f"not valid TOML: {error}"]) from None
     return catalog_from_data(data, defaults, source=source, profiles_json=profiles_json)
 

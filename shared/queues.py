@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -26,15 +27,27 @@ def encode_work_item(key: str, item_id: str, reason: str) -> str:
     return json.dumps({key: item_id, "reason": reason})
 
 
-def decode_work_item(body: str, *, key: str, what: str) -> tuple[str, str]:
-    """The item id and reason of a message body; ValueError says what is wrong with it."""
+def decode_work_item(
+    body: str, *, key: str, what: str, id_problem: Callable[[str], str | None]
+) -> tuple[str, str]:
+    """The item id and reason of a message body; ValueError says what is wrong with it.
+
+    A message that can never name an item (not JSON, nested past the parser's depth, an id
+    `id_problem` refuses) is an error here, so the trigger drops it with a log line instead of
+    failing on it until the queue poisons it.
+    """
     try:
         data = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"a {what} message must be JSON, got {body[:80]!r}") from error
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(
+            f"a {what} message must be JSON ({type(error).__name__}), got {body[:80]!r}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get(key), str):
         raise ValueError(f'a {what} message must be {{"{key}": ...}}, got {body[:80]!r}')
-    return data[key], str(data.get("reason", ""))
+    problem = id_problem(data[key])
+    if problem is not None:
+        raise ValueError(f"a {what} message names no possible item: {problem}")
+    return data[key], str(data.get("reason", ""))[:500]
 
 
 class DelayedWorkQueue:

@@ -9,18 +9,20 @@ returns the run's state and, once it ended, its summary.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 import azure.functions as func
 
+from shared.api.bodies import BodyInvalid, json_object
 from shared.api.jobs import json_response, status_url
 from shared.batch.flows import BatchRunner
-from shared.batch.models import RunInvalid, parse_deadline
+from shared.batch.models import RunInvalid, check_run_id, parse_deadline
 
 ALLOWED_FIELDS = ("model", "input_prefix", "output_prefix", "deadline", "run_id")
+# A batch request names a model, two prefixes, a deadline and a run id: a few hundred bytes.
+MAX_REQUEST_BYTES = 64 * 1024
 
 
 def new_run_id() -> str:
@@ -35,14 +37,17 @@ class BatchesApi:
 
     def start(self, req: func.HttpRequest) -> func.HttpResponse:
         try:
-            payload = _json_object(req.get_body() or b"")
+            payload = _fields(json_object(req, MAX_REQUEST_BYTES, "for a batch request"))
+            run_id = _optional(payload, "run_id")
             run = self._runner.start(
                 _required(payload, "model"),
-                _optional(payload, "run_id") or new_run_id(),
+                check_run_id(run_id) if run_id is not None else new_run_id(),
                 _required(payload, "input_prefix"),
                 _optional(payload, "output_prefix") or _required(payload, "input_prefix"),
                 _deadline(payload, self._runner),
             )
+        except BodyInvalid as invalid:
+            return json_response({"error": invalid.message}, invalid.status)
         except RunInvalid as invalid:
             return json_response({"error": str(invalid)}, 400)
         location = status_url(req.url, run.run_id)
@@ -63,20 +68,14 @@ class BatchesApi:
     def status(self, run_id: str) -> func.HttpResponse:
         view = self._runner.status(run_id)
         if view is None:
-            return json_response({"error": f"no batch run {run_id!r}"}, 404)
+            return json_response({"error": f"no batch run {run_id[:120]!r}"}, 404)
         return json_response(view, 200, headers={} if view["final"] else {"Retry-After": "30"})
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunInvalid(f"the body is not valid JSON: {error}") from error
-    if not isinstance(payload, dict):
-        raise RunInvalid("the body must be a JSON object naming model and input_prefix")
+def _fields(payload: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(payload) - set(ALLOWED_FIELDS))
     if unknown:
-        raise RunInvalid(f"unknown field(s) {unknown}; allowed: {', '.join(ALLOWED_FIELDS)}")
+        raise RunInvalid(f"unknown field(s) {unknown[:10]}; allowed: {', '.join(ALLOWED_FIELDS)}")
     return payload
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
+from shared.api.bodies import BodyInvalid, json_value
 from shared.api.waits import DeploymentWait
 from shared.documents.submissions import (
     JobSubmissions,
@@ -107,15 +108,15 @@ class JobsApi:
 
     def _parse_json(self, body: bytes) -> Submission:
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise SubmissionInvalid(400, f"the body is not valid JSON: {error}") from error
+            payload = json_value(body)
+        except BodyInvalid as invalid:
+            raise SubmissionInvalid(invalid.status, invalid.message) from None
         if not isinstance(payload, dict):
             raise SubmissionInvalid(400, "the body must be a JSON object with a 'text' field")
         unknown = sorted(set(payload) - {"text", "filename", "profile", "questions"})
         if unknown:
             raise SubmissionInvalid(
-                400, f"unknown field(s) {unknown}; allowed: text, filename, profile, questions"
+                400, f"unknown field(s) {unknown[:10]}; allowed: text, filename, profile, questions"
             )
         text = payload.get("text")
         if not isinstance(text, str):
@@ -135,6 +136,13 @@ class JobsApi:
 
     def _parse_multipart(self, req: func.HttpRequest) -> Submission:
         files = req.files
+        uploads = list(files.items(multi=True)) if files is not None else []
+        if len(uploads) > 1:
+            raise SubmissionInvalid(
+                400,
+                f"the multipart request has {len(uploads)} files; send one file per request "
+                "(in a 'file' field), each document is its own job",
+            )
         upload = files.get("file") if files is not None else None
         if upload is None:
             raise SubmissionInvalid(400, "multipart request has no 'file' field")
@@ -144,11 +152,11 @@ class JobsApi:
             listed = form.getlist("questions")
             if len(listed) == 1 and listed[0].strip().startswith("["):
                 try:
-                    raw_questions = json.loads(listed[0])
-                except json.JSONDecodeError as error:
+                    raw_questions = json_value(listed[0].encode("utf-8", errors="replace"))
+                except BodyInvalid as invalid:
                     raise SubmissionInvalid(
-                        400, f"'questions' is not a JSON list: {error}"
-                    ) from error
+                        400, f"'questions' is not a JSON list: {invalid.message}"
+                    ) from None
             else:
                 raw_questions = listed or None
         profile = form.get("profile") if form is not None else None

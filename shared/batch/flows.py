@@ -34,10 +34,12 @@ from typing import Any
 
 from shared.batch.locations import OutputMapping, overlap_message, shares_outcome_names
 from shared.batch.models import (
+    MAX_FAILED_ROUNDS,
     MAX_SAMPLE,
     BatchRun,
     RunCounters,
     RunInvalid,
+    check_run_id,
     claim_run,
     continuation_delay,
     deadline_passed,
@@ -45,6 +47,7 @@ from shared.batch.models import (
     new_run,
     page_done,
     release_claim,
+    run_id_problem,
     run_view,
     stalled_run_reason,
     summary_of,
@@ -180,6 +183,7 @@ class BatchRunner:
         queue_first_slice: bool = True,
     ) -> BatchRun:
         """Record the run and queue its first slice; an existing run id is returned as is."""
+        check_run_id(run_id)  # before the id names any blob
         if model not in self._hosted:
             known = ", ".join(sorted(self._hosted))
             raise RunInvalid(f"unknown hosted model {model!r}; the hosted models are: {known}")
@@ -247,6 +251,9 @@ class BatchRunner:
         )
 
     def status(self, run_id: str) -> dict[str, Any] | None:
+        """The run's view; None when there is no such run (or the id cannot name one)."""
+        if run_id_problem(run_id) is not None:
+            return None
         run = self.runs.get(run_id)
         if run is None:
             return None
@@ -342,6 +349,45 @@ class BatchRunner:
             self._queue.schedule(run_id, delay_seconds=0, reason=f"sweeper: {reason}")
             resumed.append(run_id)
         return resumed
+
+    def slices_failed(self, run_id: str, reason: str) -> bool:
+        """Every delivery of a continuation failed (the queue would poison it): count it, and
+        at `MAX_FAILED_ROUNDS` end the run `failed` with its hold released. True when the run
+        is final (nothing to queue again), False when it should be tried again later."""
+        counted = self.runs.change(
+            run_id,
+            lambda r: (
+                r.model_copy(update={"failed_rounds": r.failed_rounds + 1}) if not r.final else None
+            ),
+        )
+        if counted is None:
+            return True  # gone or already final
+        if counted.failed_rounds < MAX_FAILED_ROUNDS:
+            return False
+        worker = f"{self._instance}:{uuid.uuid4().hex[:8]}"
+        # Taken even from a live claim: its holder's slices are the ones failing.
+        claimed = self.runs.change(
+            run_id,
+            lambda r: (
+                None
+                if r.final
+                else r.model_copy(update={"worker": worker, "worker_expires": self.clock()})
+            ),
+        )
+        if claimed is None:
+            return True
+        hosted = self._hosted[claimed.model]
+        ended = self._end(
+            claimed,
+            hosted,
+            worker,
+            "failed",
+            error=f"its slices failed on every delivery {counted.failed_rounds} times over; "
+            f"last: {reason}",
+        )
+        self._release(ended.run, hosted, worker)
+        logger.error("batch %s failed for good: %s", run_id, reason)
+        return True
 
     def _not_ours(self, run_id: str) -> SliceOutcome:
         """Another worker holds the run. Nothing is queued: the holder's own message comes

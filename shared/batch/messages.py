@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.batch.models import run_id_problem
 from shared.queues import decode_work_item, encode_work_item
 
 
@@ -18,4 +19,4 @@ class ContinueMessage:
     @classmethod
     def decode(cls, body: str) -> ContinueMessage:
         """Parse a message body; ValueError says what is wrong with it."""
-        return cls(*decode_work_item(body, key="run_id", what="batch"))
+        return cls(*decode_work_item(body, key="run_id", what="batch", id_problem=run_id_problem))

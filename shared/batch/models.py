@@ -15,12 +15,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from shared.names import output_prefix_problem, prefix_problem
+
 RunStatus = Literal[
     "pending", "waiting_for_deployment", "running", "succeeded", "deadline_reached", "failed"
 ]
 TERMINAL_RUN_STATUSES: frozenset[str] = frozenset({"succeeded", "deadline_reached", "failed"})
 # Run ids become blob names and hold ids: letters, digits, '-', '_' and '.'.
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# Names the runs container uses for itself beside the runs' folders (`open/<run id>`): a run
+# with one of them as its id would mistake the store's own blobs for its own.
+RESERVED_RUN_IDS = frozenset({"open"})
+# A deadline further away than this is refused (a run without one has none at all).
+MAX_DEADLINE = timedelta(days=366)
+# A run whose slices fail on every delivery this many times over (each time the queue gave up
+# on a continuation) ends `failed` instead of holding its deployment for good.
+MAX_FAILED_ROUNDS = 3
 
 
 class RunInvalid(ValueError):
@@ -86,6 +96,8 @@ class BatchRun(BaseModel):
     left_count: int | None = None
     left_blob: str | None = None
     summary_blob: str | None = None
+    # How many times every delivery of a continuation failed (see `MAX_FAILED_ROUNDS`).
+    failed_rounds: int = 0
 
     @property
     def hold_id(self) -> str:
@@ -94,6 +106,25 @@ class BatchRun(BaseModel):
     @property
     def final(self) -> bool:
         return self.status in TERMINAL_RUN_STATUSES
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """What is wrong with a run id, or None: checked before the id names any blob."""
+    if not RUN_ID.fullmatch(run_id):
+        return (
+            f"run id {run_id[:120]!r} must be 1-100 letters, digits, '.', '_' or '-', starting "
+            "with a letter or digit"
+        )
+    if run_id in RESERVED_RUN_IDS:
+        return f"run id {run_id!r} is reserved for the run store's own records; choose another"
+    return None
+
+
+def check_run_id(run_id: str) -> str:
+    problem = run_id_problem(run_id)
+    if problem is not None:
+        raise RunInvalid(problem)
+    return run_id
 
 
 def new_run(
@@ -106,18 +137,16 @@ def new_run(
     deadline: datetime | None,
     now: datetime,
 ) -> BatchRun:
-    if not RUN_ID.fullmatch(run_id):
-        raise RunInvalid(
-            f"run id {run_id!r} must be 1-100 letters, digits, '.', '_' or '-', starting with "
-            "a letter or digit"
-        )
+    check_run_id(run_id)
     for label, prefix in (("input_prefix", input_prefix), ("output_prefix", output_prefix)):
-        if prefix.startswith("/") or ".." in prefix.split("/"):
-            raise RunInvalid(f"{label} {prefix!r} must be a relative blob prefix without '..'")
-    if output_prefix.startswith("versions/"):
-        raise RunInvalid("output_prefix may not start with 'versions/' (the versions' folder)")
-    if deadline is not None and deadline <= now:
-        raise RunInvalid(f"the deadline {deadline.isoformat()} has already passed")
+        problem = prefix_problem(label, prefix)
+        if problem is not None:
+            raise RunInvalid(problem)
+    problem = output_prefix_problem(output_prefix)
+    if problem is not None:
+        raise RunInvalid(problem)
+    if deadline is not None:
+        check_deadline(deadline, now=now)
     return BatchRun(
         run_id=run_id,
         model=model,
@@ -192,6 +221,7 @@ def page_done(
             "counters": run.counters.plus(counters),
             "status": "running",
             "waiting_reason": None,
+            "failed_rounds": 0,
         }
     )
 
@@ -284,20 +314,45 @@ MAX_SAMPLE = 20
 _DURATION = TypeAdapter(timedelta)
 
 
+def check_deadline(deadline: datetime, *, now: datetime) -> datetime:
+    if deadline <= now:
+        raise RunInvalid(f"the deadline {deadline.isoformat()} has already passed")
+    if deadline - now > MAX_DEADLINE:
+        raise RunInvalid(
+            f"the deadline {deadline.isoformat()} is more than {MAX_DEADLINE.days} days away; "
+            "give a nearer one, or none for a run without a deadline"
+        )
+    return deadline
+
+
 def parse_deadline(text: str, *, now: datetime) -> datetime:
     """A deadline: an ISO 8601 date-time (UTC unless it names a zone), or a duration from now
-    (ISO 8601 such as `PT2H`, or seconds)."""
+    (ISO 8601 such as `PT2H`, or seconds); at most `MAX_DEADLINE` away."""
     cleaned = text.strip()
     try:
         moment = datetime.fromisoformat(cleaned)
     except ValueError:
-        try:
-            # Plain seconds come as text; pydantic reads a number as seconds, text as ISO 8601.
-            seconds = cleaned.replace(".", "", 1).isdigit()
-            span = _DURATION.validate_python(float(cleaned) if seconds else cleaned)
-        except ValidationError:
-            raise RunInvalid(
-                f"deadline {text!r} is neither an ISO 8601 date-time nor a duration (PT2H, 3600)"
-            ) from None
-        return now + span
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        span = _duration(text, cleaned)
+    else:
+        moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        span = moment - now
+    if span > MAX_DEADLINE:
+        raise RunInvalid(
+            f"deadline {text[:80]!r} is more than {MAX_DEADLINE.days} days away; give a nearer "
+            "one, or none for a run without a deadline"
+        )
+    return now + span
+
+
+def _duration(text: str, cleaned: str) -> timedelta:
+    try:
+        # Plain seconds come as text; pydantic reads a number as seconds, text as ISO 8601.
+        seconds = cleaned.replace(".", "", 1).isdigit()
+        span = _DURATION.validate_python(float(cleaned) if seconds else cleaned)
+    except (ValidationError, OverflowError):
+        raise RunInvalid(
+            f"deadline {text[:80]!r} is neither an ISO 8601 date-time nor a duration (PT2H, 3600)"
+        ) from None
+    if span <= timedelta(0):
+        raise RunInvalid(f"deadline {text[:80]!r} is not a positive duration")
+    return span

@@ -38,6 +38,7 @@ from shared.inference import (
     RequestRejected,
     Throttled,
 )
+from shared.names import refusal_record_name, refused_output_name
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,22 @@ class DocumentProcessor:
 
     def process(self, document: WaitingDocument, context: DocumentContext) -> DocumentOutcome:
         output_name = self.output_name(context, document.name)
+        refused = refused_output_name(output_name)
+        if refused is not None:
+            # The joined name (output prefix + the name under the input prefix) is checked,
+            # not the prefix alone: nothing a batch writes lands in a reserved folder.
+            self._outcomes.write_refusal(
+                refusal_record_name(output_name),
+                {
+                    "job_id": document.version,
+                    "run_id": context.run_id,
+                    "input": f"{self._listing.container_name}/{document.name}",
+                    "error": {"code": "reserved_name", "reason": refused},
+                    "failed_at": self._clock().isoformat(),
+                },
+            )
+            logger.warning("batch %s: refused %s: %s", context.run_id, document.name, refused)
+            return "failed"
         if self._settled(document, output_name):
             return "skipped"
         data = self._listing.read(document.name)

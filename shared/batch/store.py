@@ -24,7 +24,8 @@ from azure.storage.blob import BlobBlock, BlobProperties, ContainerClient, Conte
 from shared.batch.locations import OutputMapping
 from shared.batch.messages import ContinueMessage
 from shared.batch.models import BatchRun
-from shared.documents.outcomes import KINDS, VERSIONS_PREFIX
+from shared.documents.outcomes import KINDS
+from shared.names import VERSIONS_PREFIX
 from shared.queues import DelayedWorkQueue
 from shared.storage import JsonBlobStore
 

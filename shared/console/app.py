@@ -652,7 +652,12 @@ def batch_status(
     json_output: JsonOption = False,
 ) -> None:
     """Batch runs, newest first; or one run with its summary."""
+    from shared.batch.models import run_id_problem  # noqa: PLC0415 - imports pydantic
+
     session = _session(ctx)
+    problem = run_id_problem(run_id) if run_id is not None else None
+    if problem is not None:
+        raise ConsoleError(problem, ExitCode.USAGE)
     runner = session.services().batches
     if run_id is None:
         runs = runner.recent(limit)

@@ -40,10 +40,12 @@ from shared.documents.hold_keeper import HoldKeeper
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import (
     TERMINAL,
+    JobError,
     JobRecord,
     claim_job,
     job_id_for,
     live_claim,
+    move_job,
     new_job,
     with_version,
 )
@@ -78,6 +80,7 @@ from shared.inference import (
     RequestRejected,
     Throttled,
 )
+from shared.names import refusal_record_name, refused_output_name
 from shared.observability import log_fields
 from shared.together import begin, together
 
@@ -168,6 +171,9 @@ class DocumentEngine:
         """A document was delivered (uploaded, or submitted over HTTP)."""
         job_id = job_id_for(container, name, data)
         with log_fields(job_id=job_id):
+            refused = refused_output_name(name)
+            if refused is not None:
+                return self._refuse(job_id, container, name, refused)
             worker = self._new_worker()
             # Read while the record is created: a new record takes the version with its next
             # write (its end or its park); an existing one with the claim.
@@ -228,6 +234,32 @@ class DocumentEngine:
                 # Never claimed, perhaps: learn its version so the error takes the current name.
                 record = self._recorder.note_version(record, record.input_container, data)
             return self._recorder.fail(record, record.worker or "", code, reason)
+
+    def _refuse(self, job_id: str, container: str, name: str, reason: str) -> JobOutcome:
+        """A name the app may not name outcomes after: an error record under `refused/` and a
+        failed job, and nothing under the name itself (see `shared/names.py`)."""
+        now = self._clock()
+        error_blob = refusal_record_name(name)
+        self._outcomes.write_refusal(
+            error_blob,
+            {
+                "job_id": job_id,
+                "input": f"{container}/{name}",
+                "error": {"code": "reserved_name", "reason": reason},
+                "failed_at": now.isoformat(),
+            },
+        )
+        record = new_job(job_id=job_id, container=container, blob_name=name, now=now)
+        failed = move_job(
+            record,
+            "failed",
+            now=now,
+            error=JobError(code="reserved_name", reason=reason),
+            error_blob=error_blob,
+        )
+        self._jobs.create(failed)  # a delivery again finds the record there: nothing to add
+        logger.warning("refused %s/%s: %s", container, name, reason)
+        return JobOutcome(job_id, "failed", error_blob=error_blob)
 
     # --- claiming -------------------------------------------------------------------------
 

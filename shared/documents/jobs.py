@@ -8,6 +8,7 @@ may work on a job, and `job_store.JobStore` applies them under ETags.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -74,6 +75,17 @@ class JobRecord(BaseModel):
         """When the job last entered `status`."""
         moments = [change.at for change in self.history if change.status == status]
         return moments[-1] if moments else None
+
+
+# What `job_id_for` makes: 24 lowercase hex characters, nothing before or after.
+JOB_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """What is wrong with a job id, or None: checked before it names any blob."""
+    if JOB_ID.fullmatch(job_id):
+        return None
+    return f"{job_id[:80]!r} is not a job id (24 lowercase hex characters)"
 
 
 def job_id_for(container: str, blob_name: str, data: bytes) -> str:

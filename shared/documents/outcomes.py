@@ -6,7 +6,11 @@ output container:
 - `<name>.result.json` or `<name>.error.json` holds the outcome of the newest version of
   `<name>`, never both: a user reading the container sees one answer per document;
 - `versions/<name>/<job id>.result.json` (or `.error.json`) holds every version's own outcome,
-  kept; a job record (and `GET /api/jobs/{id}`) points at its own version's blob.
+  kept; a job record (and `GET /api/jobs/{id}`) points at its own version's blob. Each carries
+  its version's stamp and `role: version` in its metadata, and a current name is never
+  published over a blob so marked;
+- `refused/<name>.error.json` is the error record of a name the app refuses (`shared/names.py`:
+  one under these reserved folders, or too long for its outcome names).
 
 "Newest" is the version uploaded last (the input blob's Last-Modified when that version was
 delivered; the job id breaks a tie). Versions may finish in any order: the current name is
@@ -33,13 +37,15 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
+from shared.names import VERSIONS_PREFIX
 from shared.together import together
 
 logger = logging.getLogger(__name__)
 
 OutcomeKind = Literal["result", "error"]
 KINDS: tuple[OutcomeKind, ...] = ("result", "error")
-VERSIONS_PREFIX = "versions/"
+# Metadata marking a version's own outcome blob, which no current name may replace.
+VERSION_ROLE = {"role": "version"}
 _JSON = ContentSettings(content_type="application/json")
 
 
@@ -156,8 +162,9 @@ class OutcomeStore:
         """
         own = version_name(input_blob, job_id, kind)
         body = json.dumps(document, indent=2)
+        metadata = {**(stamp.metadata() if stamp else {"job_id": job_id}), **VERSION_ROLE}
         if stamp is None:
-            self._write_own(own, body)
+            self._write_own(own, body, metadata)
             logger.info(
                 "a newer version of %s exists; job %s keeps only its own outcome",
                 input_blob,
@@ -167,7 +174,7 @@ class OutcomeStore:
         # The three do not depend on each other: one round trip's wait instead of three.
         other = current_name(input_blob, _other(kind))
         _, current, other_seen = together(
-            lambda: self._write_own(own, body),
+            lambda: self._write_own(own, body, metadata),
             still_current,
             lambda: self._stamp_and_etag(other),
         )
@@ -188,9 +195,17 @@ class OutcomeStore:
         publish(self._publish, input_blob, kind, body, stamp, seen)
         return own
 
-    def _write_own(self, own: str, body: str) -> None:
+    def write_refusal(self, name: str, document: dict[str, Any]) -> None:
+        """The error record of a refused name, under `refused/` (see `shared/names.py`)."""
+        self._output.upload_blob(
+            name, json.dumps(document, indent=2), overwrite=True, content_settings=_JSON
+        )
+
+    def _write_own(self, own: str, body: str, metadata: dict[str, str]) -> None:
         try:
-            self._output.upload_blob(own, body, overwrite=False, content_settings=_JSON)
+            self._output.upload_blob(
+                own, body, overwrite=False, content_settings=_JSON, metadata=metadata
+            )
         except ResourceExistsError:
             # A previous attempt wrote it before crashing; the first write stands.
             logger.info("%s already written; keeping the first", own)
@@ -205,6 +220,10 @@ class OutcomeStore:
     ) -> None:
         """One attempt; `seen` holds the other name's stamp and ETag read alongside the own
         blob's write, used by the first attempt only (a retry reads afresh)."""
+        if any(self._is_version_blob(current_name(input_blob, k)) for k in KINDS):
+            # Only a name under `versions/` gets here, which the callers refuse before.
+            logger.warning("%s names a version's own outcome; not replacing it", input_blob)
+            return
         other = _other(kind)
         other_stamp, other_etag = (
             seen.pop() if seen else self._stamp_and_etag(current_name(input_blob, other))
@@ -264,3 +283,12 @@ class OutcomeStore:
         except ResourceNotFoundError:
             return None, None
         return VersionStamp.from_metadata(dict(properties.metadata or {})), properties.etag
+
+    def _is_version_blob(self, name: str) -> bool:
+        if not name.startswith(VERSIONS_PREFIX):
+            return False  # version blobs live only there: no extra read for a normal name
+        try:
+            properties = self._output.get_blob_client(name).get_blob_properties()
+        except ResourceNotFoundError:
+            return False
+        return (properties.metadata or {}).get("role") == VERSION_ROLE["role"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.documents.jobs import job_id_problem
 from shared.hosting.holds import KnownState, LedgerRecord
 from shared.queues import DelayedWorkQueue, decode_work_item, encode_work_item
 
@@ -30,7 +31,7 @@ class ResumeMessage:
     @classmethod
     def decode(cls, body: str) -> ResumeMessage:
         """Parse a message body; ValueError says what is wrong with it."""
-        return cls(*decode_work_item(body, key="job_id", what="resume"))
+        return cls(*decode_work_item(body, key="job_id", what="resume", id_problem=job_id_problem))
 
 
 def jobs_to_wake(record: LedgerRecord, *, settled_by: str, now: datetime) -> list[str]:

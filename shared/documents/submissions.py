@@ -22,14 +22,20 @@ from azure.storage.blob import ContainerClient
 
 from shared.documents.decoding import DocumentRejected, decode_document
 from shared.documents.job_store import JobStore
-from shared.documents.jobs import JobError, JobRecord, job_id_for, move_job, new_job
+from shared.documents.jobs import (
+    JobError,
+    JobRecord,
+    job_id_for,
+    job_id_problem,
+    move_job,
+    new_job,
+)
 from shared.documents.profiles import ProcessingProfile, UnknownProfileError, resolve_profile
 
 logger = logging.getLogger(__name__)
 
 MAX_QUESTIONS = 50
 MAX_QUESTION_CHARS = 2000
-JOB_ID_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -122,10 +128,9 @@ class JobSubmissions:
 
     def view(self, job_id: str) -> dict[str, Any]:
         """The job's record as JSON-ready values, with its result once it succeeded."""
-        if not JOB_ID_PATTERN.match(job_id or ""):
-            raise SubmissionInvalid(
-                400, f"{job_id!r} is not a job id (24 lowercase hex characters)"
-            )
+        problem = job_id_problem(job_id or "")
+        if problem is not None:
+            raise SubmissionInvalid(400, problem)
         record = self._jobs.get(job_id)
         if record is None:
             raise SubmissionInvalid(404, f"no job with id {job_id}")

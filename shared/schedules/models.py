@@ -47,6 +47,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.names import output_prefix_problem, prefix_problem
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Names go into hold ids and batch run ids (blob names, queue messages): keep them plain.
@@ -198,6 +200,17 @@ class BatchSchedule(CalendarRule):
     @classmethod
     def _is_local(cls, value: time) -> time:
         return _local_time(value, "a batch's starts")
+
+    @field_validator("input_prefix", "output_prefix")
+    @classmethod
+    def _usable_prefix(cls, prefix: str, info: ValidationInfo) -> str:
+        # The same rules as a batch started over HTTP: a declared run must be startable.
+        problem = prefix_problem(str(info.field_name), prefix)
+        if problem is None and info.field_name == "output_prefix":
+            problem = output_prefix_problem(prefix)
+        if problem is not None:
+            raise ValueError(problem)
+        return prefix
 
     @field_validator("deadline")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from azure.storage.blob import ContainerClient
 
-from shared.documents.outcomes import VERSIONS_PREFIX
+from shared.names import VERSIONS_PREFIX
 
 
 def current_outputs(container: ContainerClient) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from shared.composition import AppServices
-from shared.documents.outcomes import VERSIONS_PREFIX
+from shared.names import VERSIONS_PREFIX
 from tests.integration.conftest import ServicesFactory
 from tests.integration.drive import process_to_end
 from tests.integration.outputs import current_outputs
