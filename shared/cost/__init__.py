@@ -1,0 +1,1 @@
+"""Hosting cost: what deployments were billed, at which prices."""
