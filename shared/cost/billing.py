@@ -25,7 +25,7 @@ Lifetime = tuple[float, float]
 
 
 def _whole_units(seconds: float, unit: float) -> int:
-    # 120.0000001 s is 2 minutes, not 3: forgive float noise below a microsecond per unit.
+    # As the meter does: 120.00000001 s is 2 minutes, not 3 (float noise is forgiven).
     return max(0, math.ceil(seconds / unit - 1e-9))
 
 

@@ -14,7 +14,7 @@ def test_one_lifetime_rounds_up_to_the_minute_and_to_the_started_hour() -> None:
 
 
 def test_exact_minutes_are_not_rounded_up_by_float_noise() -> None:
-    assert billed_seconds((0.0, 120.0000001), "per_minute") == 120.0
+    assert billed_seconds((0.0, 120.00000001), "per_minute") == 120.0
 
 
 def test_empty_or_inverted_lifetimes_bill_nothing() -> None:
