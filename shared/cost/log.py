@@ -18,9 +18,10 @@ append can leave (each event carries its own id).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -34,8 +35,9 @@ from azure.core.exceptions import (
 from azure.storage.blob import ContainerClient, ContentSettings
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from shared.catalog import HostedModel
 from shared.hosting.holds import HoldKind, LedgerRecord
-from shared.hosting.lifecycle import LifecycleEvent
+from shared.hosting.lifecycle import LifecycleEvent, LifecycleListener
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +125,33 @@ def _gap_blob_name(event: HostingEvent) -> str:
 class HostingLog:
     """Appends hosting events; never raises (a lost append is logged and marked as a gap)."""
 
-    def __init__(self, container: ContainerClient) -> None:
+    def __init__(self, container: ContainerClient, clock: Callable[[], datetime]) -> None:
         self._container = container
+        self._clock = clock
         # The part each (model, day) is known to be written to, so a full blob is found once.
         self._parts: dict[tuple[str, date], int] = {}
+
+    def listener(self, model: HostedModel) -> LifecycleListener:
+        """The provisioner's and reaper's lifecycle listener for one hosted model."""
+
+        def append_event(
+            event: LifecycleEvent, record: LedgerRecord, actor: str, note: str | None
+        ) -> None:
+            self.append(
+                new_event(
+                    event,
+                    at=self._clock(),
+                    model=model.name,
+                    deployment=model.deployment,
+                    sku=model.deployment_type,
+                    capacity=model.capacity,
+                    record=record,
+                    actor=actor,
+                    note=note,
+                )
+            )
+
+        return append_event
 
     def append(self, event: HostingEvent) -> bool:
         """Append one line; False (after logging it) when it could not be written."""
@@ -166,18 +191,19 @@ class HostingLog:
 
     def _create(self, name: str) -> None:
         blob = self._container.get_blob_client(name)
-        try:
-            # If-None-Match: * - another instance may be creating the same day's blob now.
-            blob.create_append_blob(
-                content_settings=_JSON_LINES, etag="*", match_condition=MatchConditions.IfMissing
-            )
-        except ResourceExistsError:
-            pass
-        except ResourceNotFoundError:
-            self._container.create_container()
-            blob.create_append_blob(
-                content_settings=_JSON_LINES, etag="*", match_condition=MatchConditions.IfMissing
-            )
+        for _ in range(2):
+            try:
+                # If-None-Match: * - another instance may be creating the same day's blob now.
+                blob.create_append_blob(
+                    content_settings=_JSON_LINES, match_condition=MatchConditions.IfMissing
+                )
+                return
+            except ResourceExistsError:
+                return
+            except ResourceNotFoundError:
+                # No container yet (the composition root creates it; a bare writer may not).
+                with contextlib.suppress(ResourceExistsError):
+                    self._container.create_container()
 
     def _mark_gap(self, event: HostingEvent) -> None:
         try:
