@@ -35,6 +35,8 @@ from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
 from shared.cost.log import HostingLog, HostingLogReader
+from shared.cost.reporting import SavingsReports
+from shared.cost.usage import UsageReader
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import JobRecord
@@ -96,8 +98,8 @@ class AppServices:
     batch_starter: BatchStarter
     batch_queue: BatchQueue
     batches_api: BatchesApi
-    # The hosting log, read back by the savings report.
-    hosting_log: HostingLogReader
+    # The savings report, from the hosting log and the job and batch records.
+    reports: SavingsReports
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -368,10 +370,11 @@ def build_services(
     listing = InputListing(
         blob_service.get_container_client(settings.batch_container), settings.batch_page_size
     )
+    runs = RunStore(blob_service.get_container_client(settings.batch_runs_container))
     batches = BatchRunner(
         catalog=catalog,
         hosted=hosted,
-        runs=RunStore(blob_service.get_container_client(settings.batch_runs_container)),
+        runs=runs,
         listing=listing,
         processor=DocumentProcessor(
             listing=listing,
@@ -424,7 +427,14 @@ def build_services(
         batch_starter=batch_starter,
         batch_queue=batch_queue,
         batches_api=BatchesApi(batches),
-        hosting_log=HostingLogReader(log_container),
+        reports=SavingsReports(
+            log=HostingLogReader(log_container),
+            usage=UsageReader(jobs, output, runs),
+            catalog=catalog,
+            clock=clock,
+            time_scale=settings.cost_time_scale,
+            expected_provision_seconds=settings.expected_provision_seconds,
+        ),
     )
 
 

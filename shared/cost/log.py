@@ -263,6 +263,18 @@ class HostingLogReader:
         ordered = sorted(events.values(), key=lambda e: (e.at, e.deployment))
         return LogReading(tuple(ordered), tuple(gaps), blobs, tuple(lost))
 
+    def first_day(self, *, model: str | None = None) -> date | None:
+        """The first UTC day the log has lines for (from the listing: no download)."""
+        try:
+            days = [
+                day
+                for name in self._names(model)
+                if not name.startswith(GAPS_PREFIX) and (day := _day_of(name)) is not None
+            ]
+        except ResourceNotFoundError:
+            return None
+        return min(days) if days else None
+
     def _names(self, model: str | None) -> Iterator[str]:
         prefixes = [f"{model}/", f"{GAPS_PREFIX}{model}/"] if model else [""]
         for prefix in prefixes:
