@@ -181,3 +181,10 @@ def reconcile_schedules(timer: func.TimerRequest) -> None:
             outcome.error or outcome.provisioning or ("serving" if outcome.serving else "idle"),
             f"; batch runs {', '.join(outcome.batches_started)}" if outcome.batches_started else "",
         )
+
+
+@app.function_name("get_report")
+@app.route(route="report", methods=[func.HttpMethod.GET])
+def get_report(req: func.HttpRequest) -> func.HttpResponse:
+    """The savings report (JSON, or its chart with format=png|svg); see shared/api/report.py."""
+    return get_services().report_api.get(req)

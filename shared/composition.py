@@ -30,6 +30,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 from shared.api.batches import BatchesApi
 from shared.api.jobs import JobsApi
+from shared.api.report import ReportApi
 from shared.batch.flows import BatchRunner, BatchStarter, BatchTimings
 from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
@@ -100,6 +101,7 @@ class AppServices:
     batches_api: BatchesApi
     # The savings report, from the hosting log and the job and batch records.
     reports: SavingsReports
+    report_api: ReportApi
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -407,6 +409,14 @@ def build_services(
     # Batch windows are decided by the reconciler and run by shared/batch/ (its port).
     batch_starter = BatchStarter(batches)
     schedules = ScheduleReconciler(hosted=hosted, clock=clock, batch_starter=batch_starter)
+    reports = SavingsReports(
+        log=HostingLogReader(log_container),
+        usage=UsageReader(jobs, output, runs),
+        catalog=catalog,
+        clock=clock,
+        time_scale=settings.cost_time_scale,
+        expected_provision_seconds=settings.expected_provision_seconds,
+    )
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -427,14 +437,8 @@ def build_services(
         batch_starter=batch_starter,
         batch_queue=batch_queue,
         batches_api=BatchesApi(batches),
-        reports=SavingsReports(
-            log=HostingLogReader(log_container),
-            usage=UsageReader(jobs, output, runs),
-            catalog=catalog,
-            clock=clock,
-            time_scale=settings.cost_time_scale,
-            expected_provision_seconds=settings.expected_provision_seconds,
-        ),
+        reports=reports,
+        report_api=ReportApi(reports),
     )
 
 

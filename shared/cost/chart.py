@@ -6,6 +6,7 @@ a function app and in tests; the format follows the file's extension (`.png` or 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -39,7 +40,16 @@ def chart_format(path: Path) -> str:
 
 def draw_chart(report: SavingsReport, path: Path) -> Path:
     """Draw the report to `path` (PNG or SVG, by its extension) and return it."""
-    image_format = chart_format(path)
+    image = render_chart(report, chart_format(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image)
+    return path
+
+
+def render_chart(report: SavingsReport, image_format: str) -> bytes:
+    """The chart as PNG or SVG bytes (`image_format` "png" or "svg")."""
+    if f".{image_format}" not in CHART_FORMATS:
+        raise ChartError(f"the chart is drawn as png or svg, not {image_format!r}")
     figure = Figure(figsize=(11, 4.8), layout="constrained")
     hours_axes, cost_axes = figure.subplots(1, 2, width_ratios=(3, 2))
     _hosted_hours(hours_axes, report)
@@ -48,9 +58,9 @@ def draw_chart(report: SavingsReport, path: Path) -> Path:
     figure.suptitle(
         f"Hosting {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC{scale}"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format=image_format, dpi=110)
-    return path
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=image_format, dpi=110)
+    return buffer.getvalue()
 
 
 def _hosted_hours(axes: Axes, report: SavingsReport) -> None:

@@ -49,6 +49,12 @@ class Billed(BaseModel):
             per_started_hour=self.per_started_hour + other.per_started_hour,
         )
 
+    def __sub__(self, other: Billed) -> Billed:
+        return Billed(
+            per_minute=self.per_minute - other.per_minute,
+            per_started_hour=self.per_started_hour - other.per_started_hour,
+        )
+
     def get(self, reading: BillingReading) -> float:
         return self.per_minute if reading == "per_minute" else self.per_started_hour
 
