@@ -15,7 +15,6 @@ import azure.functions as func
 from pydantic import TypeAdapter, ValidationError
 
 from shared.api.jobs import json_response
-from shared.cost.chart import render_chart
 from shared.cost.reporting import ReportInvalid, ReportRequest, SavingsReports
 
 PARAMETERS = ("since", "until", "model", "by", "format")
@@ -57,6 +56,9 @@ class ReportApi:
             return _bad(str(invalid))
         if output == "json":
             return json_response(report.model_dump(mode="json"), 200)
+        # matplotlib is imported only when a chart is asked for, not at the app's cold start.
+        from shared.cost.chart import render_chart  # noqa: PLC0415
+
         return func.HttpResponse(
             render_chart(report, output), status_code=200, mimetype=_IMAGE_TYPES[output]
         )

@@ -22,7 +22,6 @@ from rich.text import Text
 from shared.console.display import print_json
 from shared.console.errors import ConsoleError, ExitCode
 from shared.console.parsing import DURATION_FORMS, parse_moment
-from shared.cost.chart import ChartError, chart_format, draw_chart
 from shared.cost.report import Billed, PeriodRow, Saving, SavingsReport
 
 if TYPE_CHECKING:
@@ -63,7 +62,9 @@ def report(
     ] = None,
 ) -> None:
     """What hosting cost and saved, per period and model, against 24x7 and per-document."""
-    from shared.cost.reporting import ReportInvalid, ReportRequest  # noqa: PLC0415 - SDKs
+    # Imported here: the SDKs and matplotlib take seconds, which a typo should not wait for.
+    from shared.cost.chart import ChartError, chart_format, draw_chart  # noqa: PLC0415
+    from shared.cost.reporting import ReportInvalid, ReportRequest  # noqa: PLC0415
 
     session: Session = ctx.obj
     if chart is not None:

@@ -64,6 +64,7 @@ def local_app_settings(
         "BATCH_CONTAINER": f"batch-{suffix}",
         "BATCH_RUNS_CONTAINER": f"runs-{suffix}",
         "BATCH_QUEUE": f"batches-{suffix}",
+        "HOSTING_LOG_CONTAINER": f"hosting-log-{suffix}",
         **FAST_APP_SETTINGS,
         **overrides,
     }
