@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +273,7 @@ def run_per_document(azure: LocalAzure, say: Timeline, folder: Path) -> dict[str
         "OUTPUT_CONTAINER": "per-document-out",
         "JOBS_CONTAINER": "per-document-jobs",
         "LEDGER_CONTAINER": "per-document-ledger",
+        "HOSTING_LOG_CONTAINER": "per-document-log",
     }
     services = build_services(AppSettings.model_validate(settings))
     for blob, text, model in (
@@ -354,11 +356,18 @@ def main() -> int:
         ):
             say = Timeline(azure)
             catalog = write_catalog(Path(folder), grace_minutes=IDLE_GRACE_MINUTES)
+            started = datetime.now(UTC)
             outcome = asyncio.run(run_demo(azure, say, catalog))
+            ended = datetime.now(UTC)
             # Closing the loop reset SIGTERM to its default, which would orphan the local Azure.
             sigterm_as_keyboard_interrupt()
             per_document = run_per_document(azure, say, Path(folder) / "per-document")
             report(outcome["bill"], per_document)
+            # Imported only now: matplotlib and the SDKs are not needed before the end.
+            from scripts.demo_report import show_run_report  # noqa: PLC0415
+            from shared.composition import get_services  # noqa: PLC0415
+
+            show_run_report(get_services(), outcome["bill"], since=started, until=ended)
             ok, line = verdict(outcome)
             print(line, file=sys.stdout if ok else sys.stderr)
             code = 0 if ok else 1

@@ -54,9 +54,11 @@ def render_chart(report: SavingsReport, image_format: str) -> bytes:
     hours_axes, cost_axes = figure.subplots(1, 2, width_ratios=(3, 2))
     _hosted_hours(hours_axes, report)
     _cost_per_strategy(cost_axes, report)
-    scale = "" if report.time_scale == 1 else f" (times scaled x{report.time_scale:g})"
+    length = (report.until - report.since).total_seconds() * report.time_scale / 3600
+    scale = "" if report.time_scale == 1 else f", the app's clock x{report.time_scale:g}"
     figure.suptitle(
-        f"Hosting {report.since:%Y-%m-%d %H:%M} to {report.until:%Y-%m-%d %H:%M} UTC{scale}"
+        f"Hosting from {report.since:%Y-%m-%d %H:%M:%S} to {report.until:%Y-%m-%d %H:%M:%S} UTC "
+        f"({length:,.1f} h{scale})"
     )
     buffer = io.BytesIO()
     figure.savefig(buffer, format=image_format, dpi=110)
@@ -75,9 +77,13 @@ def _hosted_hours(axes: Axes, report: SavingsReport) -> None:
     for model in sorted({row.model for row in report.periods}):
         model_hours = _per_period(report.periods, model, labels, "always_on")
         always = [a + h for a, h in zip(always, model_hours, strict=True)]
-    axes.plot(positions, always, color="black", marker="_", markersize=22, linestyle="none")
-    axes.step(
-        positions, always, where="mid", color="black", linestyle="--", label="24x7 (all models)"
+    axes.hlines(
+        always,
+        [p - 0.4 for p in positions],
+        [p + 0.4 for p in positions],
+        colors="black",
+        linestyles="--",
+        label="24x7 (every model up all the time)",
     )
     axes.set_xticks(positions, labels, rotation=30 if len(labels) > 7 else 0)
     # Headroom above the 24x7 line for the legend.
