@@ -8,8 +8,7 @@ what Azure would bill.
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from shared.console.report import report_view
 from shared.cost.chart import draw_chart
 from shared.cost.report import ALL_MODELS
 from shared.cost.reporting import ReportRequest
-from shared.hosting.holds import KnownState
 
 CHART = Path(".local/demo/savings-report.png")
 
@@ -27,18 +25,7 @@ CHART = Path(".local/demo/savings-report.png")
 def show_run_report(
     services: AppServices, meter: dict[str, Any], *, since: datetime, until: datetime
 ) -> dict[str, Any]:
-    """Print the run's report and its comparison with the meter; draw the chart to CHART.
-
-    The run ends when Azure has deleted both deployments; the app logs each as gone when the
-    reaper next confirms it, which the report waits for (a few seconds) rather than count
-    the deployment as hosted until the end.
-    """
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(
-        hosted.ledger.read().state is not KnownState.ABSENT for hosted in services.hosted.values()
-    ):
-        time.sleep(0.2)
-    until = max(until, datetime.now(UTC))
+    """Print the run's report and its comparison with the meter; draw the chart to CHART."""
     report = services.reports.report(ReportRequest(since=since, until=until))
     console = stdout_console()
     console.print()

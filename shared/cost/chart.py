@@ -58,7 +58,7 @@ def render_chart(report: SavingsReport, image_format: str) -> bytes:
     scale = "" if report.time_scale == 1 else f", the app's clock x{report.time_scale:g}"
     figure.suptitle(
         f"Hosting from {report.since:%Y-%m-%d %H:%M:%S} to {report.until:%Y-%m-%d %H:%M:%S} UTC "
-        f"({length:,.1f} h{scale})"
+        f"({length:,.2f} h{scale})"
     )
     buffer = io.BytesIO()
     figure.savefig(buffer, format=image_format, dpi=110)
