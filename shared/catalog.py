@@ -20,6 +20,11 @@ idle_grace_seconds = 300             # optional: IDLE_GRACE_SECONDS
 max_lifetime_seconds = 50400         # optional: MAX_DEPLOYMENT_LIFETIME_SECONDS
 context_tokens = 128000              # optional: MODEL_CONTEXT_TOKENS
 
+[models.contracts.prices]            # optional: see shared/cost/prices.py for the defaults
+input_per_million_tokens = 0.80
+output_per_million_tokens = 3.20
+hosting_per_hour = { Standard = 1.70, GlobalStandard = 1.70, DeveloperTier = 0.0 }
+
 [profiles.contracts]
 model = "contracts"
 system_prompt = "You review contracts."
@@ -43,6 +48,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
+from shared.cost.prices import ModelPrices
 from shared.documents.profiles import (
     BUILTIN_DEFAULT_PROFILE,
     DEFAULT_PROFILE_NAME,
@@ -92,6 +98,9 @@ class HostedModel(BaseModel):
     idle_grace: str | None = None
     max_lifetime_seconds: float = Field(gt=0)
     context_tokens: int = Field(ge=1024)
+    # The hosting fee per deployment type and the token prices ([models.<name>.prices]),
+    # each defaulting to a documented public price (shared/cost/prices.py).
+    prices: ModelPrices = ModelPrices()
     # Business-hours windows and scheduled batches (shared/schedules/), validated one by one
     # by `_validate_schedules` so each problem names its window or batch.
     windows: tuple[WindowSettings, ...] = ()
@@ -402,4 +411,7 @@ def _check_routes(
 
 
 def _describe_model_problem(detail: ErrorDetails) -> str:
+    if detail["loc"][:1] == ("prices",):
+        # An unknown key inside [models.<name>.prices] lists the price fields, not the model's.
+        return describe_problem(detail, ModelPrices, "price")
     return describe_problem(detail, HostedModel, "model")

@@ -34,6 +34,7 @@ from shared.batch.flows import BatchRunner, BatchStarter, BatchTimings
 from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
+from shared.cost.log import HostingLog, HostingLogReader
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import JobRecord
@@ -46,6 +47,7 @@ from shared.hosting.deployments import AzureDeployments, DeploymentSpec
 from shared.hosting.holds import LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.lifecycle import ignore_lifecycle
 from shared.hosting.provisioner import AccountRoom, DeploymentProvisioner, ProvisioningTimings
 from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
@@ -94,6 +96,8 @@ class AppServices:
     batch_starter: BatchStarter
     batch_queue: BatchQueue
     batches_api: BatchesApi
+    # The hosting log, read back by the savings report.
+    hosting_log: HostingLogReader
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -215,6 +219,7 @@ def build_services(
         settings.jobs_container,
         settings.batch_container,
         settings.batch_runs_container,
+        settings.hosting_log_container,
     ):
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
@@ -257,8 +262,15 @@ def build_services(
     def wake_waiting(record: LedgerRecord, settled_by: str) -> None:
         resumes.wake_waiting(record, settled_by, clock())
 
-    def provisioner(spec: DeploymentSpec, room: AccountRoom | None) -> DeploymentProvisioner:
+    log_container = blob_service.get_container_client(settings.hosting_log_container)
+    hosting_log = HostingLog(log_container, clock)
+
+    def provisioner(
+        spec: DeploymentSpec, room: AccountRoom | None, model: HostedModel | None = None
+    ) -> DeploymentProvisioner:
         return DeploymentProvisioner(
+            # A deployment of no declared model is only ever torn down: nothing to log it as.
+            on_lifecycle=hosting_log.listener(model) if model is not None else ignore_lifecycle,
             spec=spec,
             ledger=HoldLedger(ledger_store, spec.name, clock),
             deployments=deployments,
@@ -289,7 +301,9 @@ def build_services(
     )
     hosted: dict[str, HostedDeployment] = {}
     for model in catalog.models.values():
-        model_provisioner = provisioner(deployment_spec(model, catalog, settings.owner_tag), room)
+        model_provisioner = provisioner(
+            deployment_spec(model, catalog, settings.owner_tag), room, model
+        )
         hosted[model.name] = HostedDeployment(
             model=model,
             provisioner=model_provisioner,
@@ -331,6 +345,7 @@ def build_services(
         owner_tag=settings.owner_tag,
         idle_grace=timedelta(seconds=settings.idle_grace_seconds),
         max_lifetime=timedelta(seconds=settings.max_deployment_lifetime_seconds),
+        on_lifecycle=lambda name: hosting_log.listener(catalog.models[name]),
     )
     submissions = JobSubmissions(
         jobs=jobs,
@@ -409,6 +424,7 @@ def build_services(
         batch_starter=batch_starter,
         batch_queue=batch_queue,
         batches_api=BatchesApi(batches),
+        hosting_log=HostingLogReader(log_container),
     )
 
 

@@ -26,6 +26,7 @@ from shared.hosting.grace import IdleGrace
 from shared.hosting.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.lifecycle import LifecycleEvent, LifecycleListener, ignore_lifecycle
 from shared.hosting.provisioner import DeploymentProvisioner
 from shared.observability import log_fields
 
@@ -52,7 +53,10 @@ class DeploymentReaper:
         idle_grace: IdleGrace,
         max_lifetime: timedelta,
         full_sweep_every: timedelta = timedelta(hours=1),
+        on_lifecycle: Callable[[str], LifecycleListener] = lambda _model: ignore_lifecycle,
     ) -> None:
+        # The lifecycle listener of a hosted model, by model name (the hosting log's writer).
+        self._on_lifecycle = on_lifecycle
         self._deployments = deployments
         self._by_deployment = {h.spec.name.lower(): h for h in hosted.values()}
         self._provisioner_for = provisioner_for
@@ -74,7 +78,7 @@ class DeploymentReaper:
         names = {s.name.lower() for s in snapshots}
         for key, hosted in self._by_deployment.items():
             if key not in names:
-                self._forget_vanished(hosted.ledger)
+                self._forget_vanished(hosted.ledger, hosted.name, owner)
         for snapshot in snapshots:
             if not snapshot.owned_by(self._owner_tag):
                 continue
@@ -118,28 +122,46 @@ class DeploymentReaper:
                 return f"{hosted.name}: {why}"
         return None
 
-    def _forget_vanished(self, ledger: HoldLedger) -> None:
+    def _forget_vanished(self, ledger: HoldLedger, model: str, owner: str) -> None:
         """The ledger says ready but Azure has no such deployment: make the next job re-check."""
         record = ledger.read()
         if record.live_lease(ledger.now()) is not None:
             return
+        tell = self._on_lifecycle(model)
         if record.state is KnownState.DELETING:
             # A delete the app sent without following it has finished.
-            ledger.change(
+            gone = ledger.change(
                 lambda r: (
                     r.model_copy(update={"state": KnownState.ABSENT})
                     if r.state is KnownState.DELETING and r.live_lease(ledger.now()) is None
                     else None
                 )
             )
+            if gone is not None:
+                _tell(tell, "gone", gone, owner, "absent from the account's listing")
             return
         if record.state is KnownState.READY:
             logger.warning(
                 "deployment %s vanished behind the app's back; ledger corrected", ledger.deployment
             )
-            ledger.change(
+            corrected = ledger.change(
                 lambda r: mark_suspect(r, observed_ready_since=record.ready_since, now=ledger.now())
             )
+            if corrected is not None and corrected.state is not KnownState.READY:
+                _tell(tell, "vanished", corrected, owner, "absent from the account's listing")
+
+
+def _tell(
+    listener: LifecycleListener,
+    event: LifecycleEvent,
+    record: LedgerRecord,
+    owner: str,
+    note: str,
+) -> None:
+    try:
+        listener(event, record, owner, note)
+    except Exception:
+        logger.exception("lifecycle listener failed on %s of %s", event, record.deployment)
 
 
 def why_list_the_account(
