@@ -80,6 +80,12 @@ def plan_command(
             "--time-zone", help="IANA zone to fit windows in (default: declared windows' or UTC)."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=64, help="Replay this many strategies at once, in processes."
+        ),
+    ] = 1,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     chart: Annotated[
         Path | None,
@@ -99,6 +105,7 @@ def plan_command(
         max_wait=max_wait,
         hourly_fee=hourly_fee,
         time_zone=time_zone,
+        workers=workers,
     )
     try:
         loaded = load_trace(trace)
@@ -123,8 +130,10 @@ def _inputs(
     max_wait: timedelta | None,
     hourly_fee: float | None,
     time_zone: str | None,
+    workers: int,
 ) -> PlanInputs:
     fields: dict[str, Any] = {
+        "workers": workers,
         "provision_seconds": provision_seconds,
         "max_wait_seconds": max_wait.total_seconds() if max_wait is not None else None,
         "hourly_fee": DEFAULT_HOSTING_PER_HOUR["Standard"],

@@ -77,7 +77,8 @@ def fit_windows(
                 time_zone=time_zone,
                 weekdays=tuple(WEEKDAYS[day] for day in days),
                 opens=time(opens),
-                closes=time(closes % 24),
+                # A day busy from midnight to midnight: the window must close before opening.
+                closes=time(23, 59) if (opens, closes) == (0, 24) else time(closes % 24),
                 lead_seconds=lead_seconds,
             )
         )

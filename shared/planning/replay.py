@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -125,7 +127,6 @@ class Replay:
         start: float,
         until: float,
     ) -> None:
-        self._documents = documents
         self._config = config
         self._start = start
         self._until = until
@@ -166,9 +167,13 @@ class Replay:
         )
         self._events: list[tuple[float, int, int, int, int]] = []
         self._sequence = 0
-        self._jobs: list[_Job] = []
+        # Jobs come from the trace one at a time and are forgotten when done, so memory holds
+        # what is in flight, not the trace's length.
+        self._arrivals = _jobs_of(documents)
+        self._next_job: _Job | None = next(self._arrivals, None)
+        self._jobs: dict[int, _Job] = {}
         self._parked: set[int] = set()
-        self._waits: list[float] = []
+        self._waits = array("d")
         self._failed = 0
         # The deployment's rate limits: the token window frees R tokens a second, the
         # request window one request per 10 s / capacity.
@@ -180,11 +185,16 @@ class Replay:
     # --- the loop --------------------------------------------------------------------------
 
     def run(self) -> ReplayResult:
-        for job in _jobs_of(self._documents):
-            self._jobs.append(job)
-            self._push(job.documents[0].at, _ARRIVE, job.index, 0)
         tick = self._start
         while True:
+            arriving = self._next_job
+            if arriving is not None:
+                # Arrivals are read from the trace as they come, not queued up front.
+                arrives = arriving.documents[0].at
+                if not self._events or arrives < self._events[0][0]:
+                    self._push(arrives, _ARRIVE, arriving.index, 0)
+                    self._jobs[arriving.index] = arriving
+                    self._next_job = next(self._arrivals, None)
             next_event = self._events[0][0] if self._events else math.inf
             if tick <= next_event and tick <= self._until:
                 self.clock.now = tick
@@ -195,14 +205,16 @@ class Replay:
                 break
             at, kind, _, index, generation = heapq.heappop(self._events)
             self.clock.now = max(self.clock.now, at)
-            if kind == _ARRIVE:
-                self._attempt(self._jobs[index])
-            elif kind == _RESUME:
-                job = self._jobs[index]
-                if not job.done and job.generation == generation:
-                    self._attempt(job)
-            else:
-                self._finish(self._jobs[index])
+            job = self._jobs.get(index)
+            if job is None:
+                continue  # a resume planned before the job was woken, ran and finished
+            if kind == _ARRIVE or (
+                kind == _RESUME and not job.done and job.generation == generation
+            ):
+                self._attempt(job)
+            elif kind == _FINISH:
+                self._finish(job)
+                del self._jobs[index]
         end = max(self._until, self.clock.now)
         return ReplayResult(
             lifetimes=tuple(self.azure.lifetimes(end)),
@@ -288,13 +300,13 @@ class Replay:
             begins = max(now, self._free_at, self._last_start + self._request_spacing)
             ends = begins + document.tokens / self._tokens_per_second
             self._last_start, self._free_at = begins, ends
-        # The hold keeper renews the hold while the work runs: one placement to its end.
-        self.ledger.place_hold(
-            job.hold_id,
-            job.kind,
-            worker,
-            timedelta(seconds=ends - now + self._config.limits.job_hold_seconds),
-        )
+        hold_seconds = self._config.limits.job_hold_seconds
+        if ends - now >= hold_seconds:
+            # The hold keeper renews the hold while long work runs (a big batch, a backlog):
+            # one placement to its end. Shorter work ends under the hold placed above.
+            self.ledger.place_hold(
+                job.hold_id, job.kind, worker, timedelta(seconds=ends - now + hold_seconds)
+            )
         job.done = True
         self._push(ends, _FINISH, job.index, 0)
 
@@ -306,25 +318,27 @@ class Replay:
     def _give_up(self, job: _Job, worker: str) -> None:
         job.done = True
         self._failed += len(job.documents)
+        self._parked.discard(job.index)
         released = self.ledger.release_hold(job.hold_id)
         self.provisioner.teardown_if_idle(worker, idle_grace=self.hosted.idle_grace, known=released)
 
 
-def _jobs_of(documents: tuple[TraceDocument, ...]) -> list[_Job]:
-    """Ad-hoc documents one job each; batch documents of one timestamp one batch run."""
-    jobs: list[_Job] = []
-    runs: dict[float, list[TraceDocument]] = {}
+def _jobs_of(documents: Iterable[TraceDocument]) -> Iterator[_Job]:
+    """In arrival order: each ad-hoc document a job, the batch documents of one timestamp a
+    batch run (the trace is in time order, so a run's documents are read together)."""
+    index = 0
+    run: list[TraceDocument] = []
     for document in documents:
+        if run and (document.kind != "batch" or document.at != run[0].at):
+            yield _Job(index, tuple(run), f"batch:{index}", "batch")
+            index, run = index + 1, []
         if document.kind == "batch":
-            runs.setdefault(document.at, []).append(document)
+            run.append(document)
         else:
-            jobs.append(_Job(0, (document,), "", "job"))
-    jobs.extend(_Job(0, tuple(run), "", "batch") for run in runs.values())
-    jobs.sort(key=lambda job: job.documents[0].at)
-    for index, job in enumerate(jobs):
-        job.index = index
-        job.hold_id = f"{job.kind}:{index}"
-    return jobs
+            yield _Job(index, (document,), f"job:{index}", "job")
+            index += 1
+    if run:
+        yield _Job(index, tuple(run), f"batch:{index}", "batch")
 
 
 def replay(

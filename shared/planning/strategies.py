@@ -10,7 +10,9 @@ recommends the cheapest strategy whose p95 wait is within the user's limit.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -45,6 +47,8 @@ class PlanInputs:
     time_zone: str = "UTC"  # for fitting windows
     model: str = "MODEL"  # the name the fitted windows' TOML is written for
     grace_minutes: tuple[float, ...] = GRACE_MINUTES
+    # Strategies replayed at once, each in its own process (1: all in this one).
+    workers: int = 1
     # Changes every replayed strategy (tests shrink or vary the engine's settings).
     adjust: Callable[[ReplayConfig], ReplayConfig] = field(default=lambda config: config)
 
@@ -118,6 +122,39 @@ def percentile(values: Sequence[float], percent: float) -> float:
 
 def _ratio(hours: float, bound_hours: float) -> float | None:
     return round(hours / bound_hours, 3) if bound_hours > 0 else None
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    """One strategy to replay: its row's name and label, and the app's declaration of it."""
+
+    strategy: str
+    label: str
+    config: ReplayConfig
+    note: str = ""
+
+
+def _replay_all(
+    trace: Trace, configs: list[ReplayConfig], start: float, until: float, workers: int
+) -> list[ReplayResult]:
+    """Each strategy's replay; in `workers` processes when more than one (they are independent)."""
+    if workers <= 1 or len(configs) <= 1:
+        return [replay(trace.documents, config, start=start, until=until) for config in configs]
+    _shared_trace[:] = [trace]
+    # Forked, so each worker starts with the trace and the engine's code as they are here.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_replay_in_worker, config, start, until) for config in configs]
+        _shared_trace.clear()
+        return [future.result() for future in futures]
+
+
+# The trace the forked workers replay, set just before they fork so it is not pickled.
+_shared_trace: list[Trace] = []
+
+
+def _replay_in_worker(config: ReplayConfig, start: float, until: float) -> ReplayResult:
+    return replay(_shared_trace[0].documents, config, start=start, until=until)
 
 
 @dataclass(frozen=True)
@@ -218,15 +255,10 @@ def plan(trace: Trace, inputs: PlanInputs) -> Plan:
         azure=timings,
     )
 
-    def replayed(strategy: str, label: str, config: ReplayConfig, note: str = "") -> StrategyRow:
-        result = replay(documents, inputs.adjust(config), start=start, until=until)
-        return _replayed_row(
-            strategy, label=label, result=result, fee=fee, documents=len(documents), note=note
-        )
-
+    specs: list[_Replayed] = []
     if inputs.declared_windows:
-        rows.append(
-            replayed(
+        specs.append(
+            _Replayed(
                 "windows-declared",
                 "Declared windows + grace",
                 replace(base, windows=inputs.declared_windows),
@@ -236,8 +268,8 @@ def plan(trace: Trace, inputs: PlanInputs) -> Plan:
     weeks = (until - start) / WEEK_SECONDS
     fitted = fit_windows(documents, weeks=weeks, tokens_per_second=rate, time_zone=inputs.time_zone)
     if fitted:
-        rows.append(
-            replayed(
+        specs.append(
+            _Replayed(
                 "windows-fitted",
                 "Fitted windows + grace",
                 replace(base, windows=fitted),
@@ -246,34 +278,47 @@ def plan(trace: Trace, inputs: PlanInputs) -> Plan:
             )
         )
     for minutes in inputs.grace_minutes:
-        rows.append(
-            replayed(
+        specs.append(
+            _Replayed(
                 f"grace-{minutes:g}m",
                 f"Idle grace {minutes:g} min",
                 replace(base, idle_grace_seconds=minutes * 60.0),
             )
         )
     auto = replace(base, adaptive_grace=True)
-    rows.append(
-        replayed(
+    specs.append(
+        _Replayed(
             "grace-auto",
             "Break-even grace (auto)",
             auto,
             'idle_grace = "auto": keep idle for one observed provisioning time',
         )
     )
-    if developer_tier_allowed(inputs.base_model):
-        developer = replayed(
-            "developer-tier",
-            "Developer tier (auto grace)",
-            replace(auto, deployment_type="DeveloperTier"),
-            DEVELOPER_TIER_NOTE,
-        )
-        rows.append(
-            replace(
-                developer, billed=replace(developer.billed, hourly_fee=0.0), recommendable=False
+    developer = developer_tier_allowed(inputs.base_model)
+    if developer:
+        specs.append(
+            _Replayed(
+                "developer-tier",
+                "Developer tier (auto grace)",
+                replace(auto, deployment_type="DeveloperTier"),
+                DEVELOPER_TIER_NOTE,
             )
         )
+    configs = [inputs.adjust(spec.config) for spec in specs]
+    for spec, result in zip(
+        specs, _replay_all(trace, configs, start, until, inputs.workers), strict=True
+    ):
+        row = _replayed_row(
+            spec.strategy,
+            label=spec.label,
+            result=result,
+            fee=0.0 if spec.strategy == "developer-tier" else fee,
+            documents=len(documents),
+            note=spec.note,
+        )
+        if spec.strategy == "developer-tier":
+            row = replace(row, recommendable=False)
+        rows.append(row)
     marked = mark_front(rows)
     return Plan(
         trace=trace,
