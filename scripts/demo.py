@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay, wait_fixed
 
+from scripts.demo_plan import show_plan_for_reference_trace
 from scripts.interrupts import sigterm_as_keyboard_interrupt
 from scripts.local_azure import LOCAL_MODEL, LocalAzure, local_azure
 
@@ -359,6 +360,7 @@ def main() -> int:
             sigterm_as_keyboard_interrupt()
             per_document = run_per_document(azure, say, Path(folder) / "per-document")
             report(outcome["bill"], per_document)
+            show_plan_for_reference_trace()
             ok, line = verdict(outcome)
             print(line, file=sys.stdout if ok else sys.stderr)
             code = 0 if ok else 1
