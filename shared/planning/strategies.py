@@ -217,7 +217,7 @@ def plan(trace: Trace, inputs: PlanInputs) -> Plan:
             waits=bound_waits,
         )
     )
-    rows[-1] = replace(rows[-1], recommendable=False, note="knows every arrival in advance")
+    rows[-1] = replace(rows[-1], note="knows every arrival in advance")
     always_bill, always_waits = fixed(always_on(documents, start=start, until=until))
     rows.append(
         _row(
@@ -339,7 +339,12 @@ def _row(
     documents: Sequence[object],
     waits: tuple[float, ...],
 ) -> StrategyRow:
-    return StrategyRow(strategy, label, kind, billed, len(documents), len(waits), 0, waits)
+    # The baselines are yardsticks: the app runs neither (always-on would be cut by the
+    # maximum lifetime; per-document is what a zero grace does, shared by documents that
+    # arrive together). They stand on the Pareto front; the recommendation is a setting.
+    return StrategyRow(
+        strategy, label, kind, billed, len(documents), len(waits), 0, waits, recommendable=False
+    )
 
 
 def _replayed_row(
@@ -361,8 +366,13 @@ def _replayed_row(
 
 
 def mark_front(rows: Sequence[StrategyRow]) -> list[StrategyRow]:
-    """Mark the recommendable rows no other one beats on both cost and p95 wait."""
-    candidates = [row for row in rows if row.recommendable]
+    """Mark the rows no other one beats on both cost and p95 wait: the strategies the app can
+    run and the baselines, not the bound (it cannot be run) nor the Developer tier (no SLA)."""
+
+    def comparable(row: StrategyRow) -> bool:
+        return row.kind == "baseline" or row.recommendable
+
+    candidates = [row for row in rows if comparable(row)]
 
     def dominated(row: StrategyRow) -> bool:
         return any(
@@ -375,12 +385,16 @@ def mark_front(rows: Sequence[StrategyRow]) -> list[StrategyRow]:
             for other in candidates
         )
 
-    return [replace(row, on_front=row.recommendable and not dominated(row)) for row in rows]
+    return [replace(row, on_front=comparable(row) and not dominated(row)) for row in rows]
 
 
 def recommend(rows: Sequence[StrategyRow], inputs: PlanInputs) -> Recommendation:
     """The cheapest recommendable strategy whose p95 wait is within `max_wait`."""
-    candidates = [row for row in rows if row.recommendable]
+    # Should every strategy have lost documents (a provisioning longer than the engine's ready
+    # timeout), the least bad is still named, with its failures in its row.
+    candidates = [row for row in rows if row.recommendable] or [
+        row for row in rows if row.kind == "replayed"
+    ]
     limit = inputs.max_wait
     within = [row for row in candidates if row.p95_wait <= limit + 1e-9]
     bound = next((row for row in rows if row.kind == "bound"), None)
