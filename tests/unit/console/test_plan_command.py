@@ -78,3 +78,58 @@ def test_a_chart_with_another_suffix_is_a_usage_error(
 ) -> None:
     assert main(["plan", str(small_trace), "--chart", str(tmp_path / "plan.gif")]) == 2
     assert ".png or .svg" in capsys.readouterr().err
+
+
+def test_model_brings_its_capacity_fee_grace_and_declared_windows(
+    small_trace: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("IDLE_GRACE_SECONDS", "HOSTING_CONFIG_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    catalog = tmp_path / "hosting.toml"
+    catalog.write_text(
+        """
+[models.contracts]
+deployment = "ft-contracts"
+fine_tuned_model = "gpt-4o-mini-2024-07-18.ft-0123"
+capacity = 20
+idle_grace = "auto"
+idle_grace_seconds = 120
+
+[models.contracts.prices.hosting_per_hour]
+Standard = 2.50
+
+[[models.contracts.windows]]
+name = "office"
+time_zone = "Europe/Berlin"
+weekdays = ["mon", "tue", "wed"]
+opens = "10:00"
+closes = "12:00"
+""",
+        encoding="utf-8",
+    )
+    values = {
+        "AZURE_SUBSCRIPTION_ID": "sub",
+        "AZURE_RESOURCE_GROUP": "rg",
+        "AOAI_ACCOUNT_NAME": "acct",
+        "AOAI_ENDPOINT": "https://acct.openai.azure.com",
+        "DocumentStorage": "UseDevelopmentStorage=true",
+        "HOSTING_CONFIG_FILE": str(catalog),
+    }
+    settings = tmp_path / "ops.json"
+    settings.write_text(json.dumps({"IsEncrypted": False, "Values": values}), encoding="utf-8")
+    code = main(
+        ["--settings", str(settings), "plan", str(small_trace), "--model", "contracts", "--json"]
+    )
+    assert code == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["assumptions"]["capacity"] == 20
+    assert answer["assumptions"]["hourly_fee"] == 2.50
+    declared = next(r for r in answer["rows"] if r["strategy"] == "windows-declared")
+    assert "idle grace 120 s" in declared["note"]
+    # gpt-4o-mini has no Developer tier.
+    assert "developer-tier" not in {r["strategy"] for r in answer["rows"]}
+    assert main(["--settings", str(settings), "plan", str(small_trace), "--model", "nope"]) == 2
+    assert "unknown hosted model 'nope'" in capsys.readouterr().err

@@ -63,3 +63,36 @@ def test_a_missing_column_an_empty_file_and_no_rows_are_each_explained(tmp_path:
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(TraceError, match="not a UTF-8 text file"):
         load_trace(binary)
+
+
+def test_fitted_windows_come_out_as_toml_the_hosted_models_file_accepts() -> None:
+    import tomllib
+
+    from shared.catalog import ModelDefaults, catalog_from_data
+    from shared.planning.fitting import fit_windows, windows_toml
+
+    # Six documents an hour, 09:00-12:00 New York, Monday to Friday.
+    rows = [
+        f"2026-03-{23 + day}T{hour:02d}:{minute:02d}:00-04:00,800,100,adhoc\n"
+        for day in range(5)
+        for hour in (9, 10, 11)
+        for minute in range(0, 60, 10)
+    ]
+    trace = parse_trace([HEADER, *rows])
+    windows = fit_windows(
+        trace.documents, weeks=1, tokens_per_second=10000 / 60, time_zone="America/New_York"
+    )
+    assert [(w.weekdays, f"{w.opens:%H:%M}", f"{w.closes:%H:%M}") for w in windows] == [
+        (("mon", "tue", "wed", "thu", "fri"), "09:00", "12:00")
+    ]
+    pasted = tomllib.loads(
+        '[models.m]\ndeployment = "ft-m"\nfine_tuned_model = "b.ft-1"\n\n'
+        + windows_toml(windows, "m")
+    )
+    catalog = catalog_from_data(
+        pasted,
+        ModelDefaults(idle_grace_seconds=300, max_lifetime_seconds=50400, context_tokens=8192),
+        source="pasted",
+        profiles_json=None,
+    )
+    assert catalog.models["m"].windows == windows
