@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from tenacity import AsyncRetrying, RetryError, retry_if_result, stop_after_delay, wait_fixed
 
+from scripts.demo_plan import show_plan_for_reference_trace
 from scripts.interrupts import sigterm_as_keyboard_interrupt
 from scripts.local_azure import LOCAL_MODEL, LocalAzure, local_azure
 
@@ -375,6 +376,7 @@ def main() -> int:
             from shared.composition import get_services  # noqa: PLC0415
 
             show_run_report(get_services(), outcome["bill"], since=started, until=ended)
+            show_plan_for_reference_trace()
             ok, line = verdict(outcome)
             print(line, file=sys.stdout if ok else sys.stderr)
             code = 0 if ok else 1

@@ -16,6 +16,7 @@ version = "1"
 deployment_type = "Standard"         # Standard | GlobalStandard | DeveloperTier
 capacity = 10                        # 1 unit = 1,000 tokens and 6 requests per minute
 idle_grace_seconds = 300             # optional: IDLE_GRACE_SECONDS
+# idle_grace = "auto"                # optional: the break-even rule (shared/hosting/grace.py)
 max_lifetime_seconds = 50400         # optional: MAX_DEPLOYMENT_LIFETIME_SECONDS
 context_tokens = 128000              # optional: MODEL_CONTEXT_TOKENS
 
@@ -56,6 +57,7 @@ from shared.documents.profiles import (
     describe_problem,
     parse_profiles,
 )
+from shared.hosting.grace import AUTO
 from shared.schedules.models import BatchSchedule, WindowSettings
 
 DeploymentType = Literal["Standard", "GlobalStandard", "DeveloperTier", "ProvisionedManaged"]
@@ -91,6 +93,9 @@ class HostedModel(BaseModel):
     deployment_type: DeploymentType = "Standard"
     capacity: int = Field(10, ge=1)
     idle_grace_seconds: float = Field(ge=0)
+    # "auto": the break-even rule learned from observed provisioning times, with
+    # `idle_grace_seconds` until one was observed (shared/hosting/grace.py).
+    idle_grace: str | None = None
     max_lifetime_seconds: float = Field(gt=0)
     context_tokens: int = Field(ge=1024)
     # The hosting fee per deployment type and the token prices ([models.<name>.prices]),
@@ -107,6 +112,16 @@ class HostedModel(BaseModel):
         if not _MODEL_NAME.fullmatch(name):
             raise ValueError(f"the model name {name!r} must be 1-64 letters, digits, '_' or '-'")
         return name
+
+    @field_validator("idle_grace")
+    @classmethod
+    def _idle_grace_is_auto(cls, value: str | None) -> str | None:
+        if value is not None and value != AUTO:
+            raise ValueError(
+                f'idle_grace must be "auto" (the break-even rule), not {value!r}; for a fixed '
+                "grace set idle_grace_seconds instead"
+            )
+        return value
 
     @field_validator("deployment")
     @classmethod

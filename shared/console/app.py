@@ -54,6 +54,7 @@ from shared.console.flows import (
     wait_for_job,
 )
 from shared.console.parsing import DURATION_FORMS, parse_duration, parse_instant, parse_moment
+from shared.console.plan import plan_command
 from shared.console.report import report as report_command
 from shared.console.schedule import model_schedule
 from shared.console.settings_file import LoadedSettings, load_settings
@@ -76,7 +77,18 @@ if TYPE_CHECKING:
     from shared.settings import AppSettings
 
 PROG = "hosting"
-COMMANDS = ("status", "schedule", "up", "down", "submit", "jobs", "job", "batch", "report")
+COMMANDS = (
+    "status",
+    "schedule",
+    "up",
+    "down",
+    "submit",
+    "jobs",
+    "job",
+    "batch",
+    "report",
+    "plan",
+)
 # How often `submit --wait` reads the job record: one small blob read.
 JOB_POLL_SECONDS = 0.5
 # `up` asks Azure for the state at the app's management poll interval, at most this far apart.
@@ -671,6 +683,7 @@ def batch_status(
 # --- report (shared/console/report.py) ------------------------------------------------------
 
 app.command("report")(report_command)
+app.command("plan")(plan_command)
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +33,7 @@ from shared.hosting.deployments import (
     describe_create_error,
     error_code,
 )
+from shared.hosting.grace import IdleGrace
 from shared.hosting.holds import (
     KeptBecause,
     KnownState,
@@ -49,6 +51,8 @@ from shared.renewal import PeriodicRenewal
 logger = logging.getLogger(__name__)
 
 Monotonic = Callable[[], float]
+# Keeps the operation lease renewed while a step or a delete runs (a LeaseKeeper by default).
+KeepLease = Callable[[HoldLedger, str, float], AbstractContextManager[object]]
 # Told, in words, why a caller of `ensure_ready` is still waiting (for the job record).
 OnWait = Callable[[str], None]
 
@@ -184,6 +188,7 @@ class DeploymentProvisioner:
         on_lifecycle: LifecycleListener = ignore_lifecycle,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Monotonic = time.monotonic,
+        keep_lease: KeepLease | None = None,
     ) -> None:
         self.spec = spec
         self._on_settled = on_settled
@@ -195,6 +200,9 @@ class DeploymentProvisioner:
         self._room = room
         self._sleep = sleep
         self._monotonic = monotonic
+        # A replay on a virtual clock passes a keeper that does nothing: no time passes
+        # during its steps, so no lease can lapse, and a thread per step would be its cost.
+        self._keep_lease: KeepLease = keep_lease or LeaseKeeper
 
     # --- making it ready ------------------------------------------------------------------
 
@@ -253,7 +261,7 @@ class DeploymentProvisioner:
             if current.state is KnownState.READY:
                 return Readiness(current)
             return self._wait(current, now, f"deployment {self.spec.name!r}: another step runs")
-        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
+        with self._keep_lease(self.ledger, owner, self._timings.lease_ttl):
             try:
                 step = self._step(owner, taken, before=record)
             except ProvisioningError as error:
@@ -479,7 +487,7 @@ class DeploymentProvisioner:
         self,
         owner: str,
         *,
-        idle_grace: timedelta,
+        idle_grace: IdleGrace,
         snapshot: DeploymentSnapshot | None = None,
         max_lifetime: timedelta | None = None,
         known: LedgerRecord | None = None,
@@ -524,7 +532,7 @@ class DeploymentProvisioner:
         )
         if taken is None:
             return TeardownOutcome(False, "a hold or another operation appeared first", "raced")
-        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
+        with self._keep_lease(self.ledger, owner, self._timings.lease_ttl):
             return self._delete_under_lease(
                 owner, due, decision.reason, snapshot, follow=follow, before=record
             )
@@ -562,7 +570,7 @@ class DeploymentProvisioner:
                 len(held),
                 ", ".join(f"{h.kind}:{h.owner}" for h in held),
             )
-        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
+        with self._keep_lease(self.ledger, owner, self._timings.lease_ttl):
             return self._delete_under_lease(
                 owner, lambda _record: True, reason, snapshot, follow=True, before=before
             )

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.hosting.deployments import AzureDeployments
+from shared.hosting.grace import IdleGrace
 from shared.hosting.holds import KnownState, LedgerRecord, decide_teardown, mark_suspect
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
@@ -49,7 +50,7 @@ class DeploymentReaper:
         hosted: Mapping[str, HostedDeployment],
         provisioner_for: Callable[[str], DeploymentProvisioner],
         owner_tag: str,
-        idle_grace: timedelta,
+        idle_grace: IdleGrace,
         max_lifetime: timedelta,
         full_sweep_every: timedelta = timedelta(hours=1),
         on_lifecycle: Callable[[str], LifecycleListener] = lambda _model: ignore_lifecycle,
@@ -164,7 +165,7 @@ def _tell(
 
 
 def why_list_the_account(
-    record: LedgerRecord, now: datetime, idle_grace: timedelta, max_lifetime: timedelta
+    record: LedgerRecord, now: datetime, idle_grace: IdleGrace, max_lifetime: timedelta
 ) -> str | None:
     """Whether a model's ledger says the account is worth listing now (pure)."""
     if record.state is KnownState.ABSENT and record.live_lease(now) is None:
