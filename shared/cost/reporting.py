@@ -65,7 +65,7 @@ class SavingsReports:
             if request.since is not None
             else datetime.combine(until.date() - timedelta(days=DEFAULT_DAYS - 1), time(), UTC)
         )
-        self._check(request, since, until)
+        self._check(request, since, until, now)
         notes: list[str] = []
         first_day = self._log.first_day(model=request.model)
         if first_day is None:
@@ -116,11 +116,17 @@ class SavingsReports:
             )
         )
 
-    def _check(self, request: ReportRequest, since: datetime, until: datetime) -> None:
+    def _check(
+        self, request: ReportRequest, since: datetime, until: datetime, now: datetime
+    ) -> None:
         if request.model is not None and request.model not in self._catalog.models:
             known = ", ".join(sorted(self._catalog.models))
             raise ReportInvalid(
                 f"unknown hosted model {request.model!r}; the hosted models are: {known}"
+            )
+        if since >= now:
+            raise ReportInvalid(
+                f"since ({since.isoformat()}) is in the future: nothing has been hosted yet"
             )
         if since >= until:
             raise ReportInvalid(

@@ -62,8 +62,10 @@ BAD_OPTIONS = [
     (["--by", "month"], "'month' is not one of 'day', 'week'"),
     (["--chart", "report.pdf"], "name the file *.png or *.svg"),
     (["--model", "nope"], "unknown hosted model 'nope'; the hosted models are: default"),
-    (["--since", "2026-12-05", "--until", "2026-12-01"], "must be before until"),
+    (["--since", "2026-11-05", "--until", "2026-11-01"], "must be before until"),
     (["--since", "yesterday"], "is neither a date/time"),
+    (["--since", "2999-01-01"], "is in the future"),
+    (["--since", "2020-01-01", "--until", "2022-01-01"], "ask for at most 366 days"),
 ]
 
 
