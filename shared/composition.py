@@ -411,7 +411,7 @@ def build_services(
     schedules = ScheduleReconciler(hosted=hosted, clock=clock, batch_starter=batch_starter)
     reports = SavingsReports(
         log=HostingLogReader(log_container),
-        usage=UsageReader(jobs, output, runs),
+        usage=UsageReader(jobs_container, output, runs),
         catalog=catalog,
         clock=clock,
         time_scale=settings.cost_time_scale,

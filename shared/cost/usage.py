@@ -11,15 +11,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
+from pydantic import ValidationError
 
 from shared.batch.store import RunStore
-from shared.documents.job_store import JobStore
+from shared.documents.jobs import JobRecord
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +52,25 @@ class UsageReading:
 
 
 class UsageReader:
-    """Reads jobs (with their results' provenance) and batch runs for a time range."""
+    """Reads jobs (with their results' provenance) and batch runs for a time range.
 
-    def __init__(self, jobs: JobStore, output: ContainerClient, runs: RunStore) -> None:
+    A month of a busy app is tens of thousands of jobs, two small blobs each (the record, its
+    result): they are downloaded `workers` at a time, after the container's listing has
+    dropped every job created before the range.
+    """
+
+    def __init__(
+        self,
+        jobs: ContainerClient,
+        output: ContainerClient,
+        runs: RunStore,
+        *,
+        workers: int = 16,
+    ) -> None:
         self._jobs = jobs
         self._output = output
         self._runs = runs
+        self._workers = workers
 
     def read(
         self, since: datetime, until: datetime, *, now: datetime, model: str | None = None
@@ -69,37 +84,60 @@ class UsageReader:
 
     def _job_work(
         self, since: datetime, until: datetime, model: str | None, notes: list[str]
-    ) -> Iterator[WorkDone]:
-        for record in self._jobs.newest_first(since=since - JOB_LOOKBACK):
-            if record.status not in ("succeeded", "failed") or record.model is None:
-                # Unfinished, or failed before it was routed to a model (nothing hosted).
-                continue
-            if model is not None and record.model != model:
-                continue
-            finished = record.entered(record.status)
-            if finished is None or not since <= finished <= until:
-                continue
-            if record.status == "failed":
-                yield WorkDone(record.model, finished.timestamp(), "job", 0, 1, 0, 0, 0.0)
-                continue
-            provenance = self._provenance(record.result_blob)
-            if provenance is None:
-                notes.append(
-                    f"job {record.id}: its result {record.result_blob!r} could not be read; "
-                    "its tokens are not counted"
-                )
-                provenance = {}
-            usage = provenance.get("usage") or {}
-            yield WorkDone(
-                model=record.model,
-                at=finished.timestamp(),
-                source="job",
-                documents=1,
-                failed=0,
-                input_tokens=int(usage.get("prompt_tokens", 0)),
-                output_tokens=int(usage.get("completion_tokens", 0)),
-                inference_seconds=float(provenance.get("inference_seconds", 0.0)),
+    ) -> list[WorkDone]:
+        earliest = since - JOB_LOOKBACK
+        names = [
+            blob.name
+            for blob in self._jobs.list_blobs()
+            # Records only (not the open/ markers or payloads/), created in reach of the range.
+            if "/" not in blob.name and (blob.creation_time or blob.last_modified) >= earliest
+        ]
+
+        def one(name: str) -> WorkDone | str | None:
+            return self._job(name, since, until, model)
+
+        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+            found = list(pool.map(one, names))
+        notes.extend(item for item in found if isinstance(item, str))
+        return [item for item in found if isinstance(item, WorkDone)]
+
+    def _job(
+        self, name: str, since: datetime, until: datetime, model: str | None
+    ) -> WorkDone | str | None:
+        """The job's work, a note on what could not be read, or None (not in the range)."""
+        try:
+            record = JobRecord.model_validate_json(self._jobs.download_blob(name).readall())
+        except ResourceNotFoundError:
+            return None  # deleted since the listing
+        except ValidationError:
+            return f"{name}: not a job record; skipped"
+        if record.status not in ("succeeded", "failed") or record.model is None:
+            # Unfinished, or failed before it was routed to a model (nothing hosted).
+            return None
+        if model is not None and record.model != model:
+            return None
+        finished = record.entered(record.status)
+        if finished is None or not since <= finished <= until:
+            return None
+        if record.status == "failed":
+            return WorkDone(record.model, finished.timestamp(), "job", 0, 1, 0, 0, 0.0)
+        provenance = self._provenance(record.result_blob)
+        if provenance is None:
+            return (
+                f"job {record.id}: its result {record.result_blob!r} could not be read; its "
+                "tokens are not counted"
             )
+        usage = provenance.get("usage") or {}
+        return WorkDone(
+            model=record.model,
+            at=finished.timestamp(),
+            source="job",
+            documents=1,
+            failed=0,
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+            inference_seconds=float(provenance.get("inference_seconds", 0.0)),
+        )
 
     def _provenance(self, result_blob: str | None) -> dict[str, Any] | None:
         if not result_blob:
