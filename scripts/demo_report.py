@@ -36,10 +36,11 @@ def show_run_report(
     logged = total.on_demand.hosted_seconds
     metered = float(meter["billed_hosted_seconds"])
     difference = 100 * (logged - metered) / metered if metered else 0.0
+    unconfirmed = total.unconfirmed_hours * 3600
     console.print(
-        f"hosted time in the report (hosting log): {logged / 60:.1f} min; on the billing meter: "
-        f"{metered / 60:.1f} min ({difference:+.1f}%: a deletion is logged when the reaper, "
-        "each minute, confirms it finished)"
+        f"hosted time in the report (hosting log): {logged / 60:.1f} min, of which up to "
+        f"{unconfirmed / 60:.1f} min before deletions were confirmed; on the billing meter: "
+        f"{metered / 60:.1f} min ({difference:+.1f}%)"
     )
     console.print(f"chart: {chart.resolve()}")
     return {"logged_seconds": logged, "metered_seconds": metered, "chart": chart}

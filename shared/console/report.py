@@ -22,7 +22,7 @@ from rich.text import Text
 from shared.console.display import print_json
 from shared.console.errors import ConsoleError, ExitCode
 from shared.console.parsing import DURATION_FORMS, parse_moment
-from shared.cost.report import Billed, PeriodRow, Saving, SavingsReport
+from shared.cost.report import ALL_MODELS, Billed, PeriodRow, Saving, SavingsReport
 
 if TYPE_CHECKING:
     from shared.console.app import Session
@@ -202,6 +202,13 @@ def _assumptions(report: SavingsReport) -> list[str]:
             f"out per million; per document: {basis.provision_seconds:.0f} s provisioning "
             f"({basis.provision_seconds_basis}), {basis.delete_seconds:.0f} s deletion "
             f"({basis.delete_seconds_basis})"
+        )
+    everything = next((row for row in report.totals if row.model == ALL_MODELS), None)
+    if everything is not None and everything.unconfirmed_hours > 0:
+        lines.append(
+            f"of the {everything.on_demand.hosted_hours * 60:.1f} hosted minutes, up to "
+            f"{everything.unconfirmed_hours * 60:.1f} fall between a deployment last seen and "
+            "its deletion confirmed (the reaper's next pass): the bill may be that much lower"
         )
     lines.append(
         f"prices: hosting fee from {report.price_sources['hosting_fee']}; tokens from "

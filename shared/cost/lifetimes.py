@@ -31,6 +31,8 @@ class DeploymentLifetime:
     gone: float | None = None
     # How it ended: "gone" (confirmed), "vanished" (found absent), "replaced" (a new create).
     ended_by: str | None = None
+    # When it was last known to exist before `gone` was seen: it went in between.
+    last_seen: float | None = None
     # Who sent the create and the holds that caused it ("job:<id>", "window:<name>", ...).
     created_by: str = ""
     holds: tuple[str, ...] = ()
@@ -48,6 +50,13 @@ class DeploymentLifetime:
         if self.delete_sent is None or self.gone is None or self.ended_by != "gone":
             return None
         return self.gone - self.delete_sent
+
+    @property
+    def unconfirmed_seconds(self) -> float:
+        """How much of its lifetime may fall after it went: last seen to confirmed gone."""
+        if self.gone is None or self.last_seen is None:
+            return 0.0
+        return max(0.0, self.gone - max(self.last_seen, self.created))
 
     def end_or(self, now: float) -> float:
         """When it ended, or `now` while it is still up."""
@@ -95,7 +104,9 @@ def lifetimes_from(events: Iterable[HostingEvent]) -> LifetimeReading:
                 open_by_deployment[key] = replace(current, delete_sent=event.at)
         elif current is not None:
             # gone or vanished; without an open lifetime it repeats what is already known.
-            closed.append(replace(current, gone=event.at, ended_by=event.event))
+            closed.append(
+                replace(current, gone=event.at, ended_by=event.event, last_seen=event.last_seen)
+            )
             del open_by_deployment[key]
     everything = sorted([*closed, *open_by_deployment.values()], key=lambda lt: lt.created)
     return LifetimeReading(tuple(everything), tuple(gaps))

@@ -72,6 +72,9 @@ class HostingEvent(BaseModel):
     note: str | None = None
     # Unique per event, so a line a retried append wrote twice is read once.
     id: str = ""
+    # For `gone`: when the deployment was last known to exist (POSIX seconds), so it went
+    # between `last_seen` and `at`; None where `at` is when it went (a followed delete).
+    last_seen: float | None = None
 
     @property
     def time(self) -> datetime:
@@ -92,6 +95,7 @@ def new_event(
     record: LedgerRecord | None,
     actor: str,
     note: str | None = None,
+    last_seen: datetime | None = None,
 ) -> HostingEvent:
     """An event, with the holds of `record` that are live at `at`."""
     holds = (
@@ -110,6 +114,7 @@ def new_event(
         actor=actor,
         note=note,
         id=uuid.uuid4().hex,
+        last_seen=last_seen.timestamp() if last_seen is not None else None,
     )
 
 
@@ -135,12 +140,18 @@ class HostingLog:
         """The provisioner's and reaper's lifecycle listener for one hosted model."""
 
         def append_event(
-            event: LifecycleEvent, record: LedgerRecord, actor: str, note: str | None
+            event: LifecycleEvent,
+            record: LedgerRecord,
+            actor: str,
+            note: str | None,
+            *,
+            last_seen: datetime | None = None,
+            observed: datetime | None = None,
         ) -> None:
             self.append(
                 new_event(
                     event,
-                    at=self._clock(),
+                    at=observed if observed is not None else self._clock(),
                     model=model.name,
                     deployment=model.deployment,
                     sku=model.deployment_type,
@@ -148,6 +159,7 @@ class HostingLog:
                     record=record,
                     actor=actor,
                     note=note,
+                    last_seen=last_seen,
                 )
             )
 

@@ -119,6 +119,9 @@ class PeriodRow(BaseModel):
     model: str
     documents: int
     failed_documents: int
+    # Of this app's hosted hours, those between a deployment last seen and its deletion
+    # confirmed: the lifetime ended somewhere in them, so the bill may be lower by up to this.
+    unconfirmed_hours: float
     input_tokens: int
     output_tokens: int
     token_cost: float
@@ -158,6 +161,7 @@ class LifetimeRow(BaseModel):
     delete_sent: datetime | None
     gone: datetime | None
     ended_by: str | None
+    last_seen: datetime | None
     hosted_seconds: float
     created_by: str
     holds: tuple[str, ...]
@@ -424,6 +428,7 @@ def _row(
         model=terms.name,
         documents=documents,
         failed_documents=sum(w.failed for w in work),
+        unconfirmed_hours=sum(lt.unconfirmed_seconds for lt in ours) * scale / 3600,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         token_cost=tokens,
@@ -449,6 +454,7 @@ def _sum_rows(label: str, rows: Sequence[PeriodRow], model: str) -> PeriodRow:
         model=model,
         documents=sum(r.documents for r in rows),
         failed_documents=sum(r.failed_documents for r in rows),
+        unconfirmed_hours=sum(r.unconfirmed_hours for r in rows),
         input_tokens=sum(r.input_tokens for r in rows),
         output_tokens=sum(r.output_tokens for r in rows),
         token_cost=sum(r.token_cost for r in rows),
@@ -484,6 +490,7 @@ def _lifetime_row(
         delete_sent=moment(lifetime.delete_sent),
         gone=moment(lifetime.gone),
         ended_by=lifetime.ended_by,
+        last_seen=moment(lifetime.last_seen),
         hosted_seconds=_clipped_seconds(lifetime, since.timestamp(), until.timestamp()) * scale,
         created_by=lifetime.created_by,
         holds=lifetime.holds,

@@ -9,8 +9,8 @@ never raise into the step that called it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from datetime import datetime
+from typing import Literal, Protocol
 
 from shared.hosting.holds import LedgerRecord
 
@@ -23,11 +23,34 @@ LIFECYCLE_EVENTS: tuple[LifecycleEvent, ...] = (
     "vanished",
 )
 
-# (event, the ledger record as it was written, who acted, a note in words or None)
-LifecycleListener = Callable[[LifecycleEvent, LedgerRecord, str, str | None], None]
+
+class LifecycleListener(Protocol):
+    """Hears one event: the ledger record as written, who acted, a note in words or None.
+
+    `last_seen`, for `gone`: when the deployment was last known to exist (the delete sent, or
+    an earlier listing that still showed it), so the deletion happened between then and now.
+    `observed`: when the change was seen, if earlier than the call (a listing's answer).
+    """
+
+    def __call__(
+        self,
+        event: LifecycleEvent,
+        record: LedgerRecord,
+        actor: str,
+        note: str | None,
+        *,
+        last_seen: datetime | None = None,
+        observed: datetime | None = None,
+    ) -> None: ...
 
 
 def ignore_lifecycle(
-    event: LifecycleEvent, record: LedgerRecord, actor: str, note: str | None
+    event: LifecycleEvent,
+    record: LedgerRecord,
+    actor: str,
+    note: str | None,
+    *,
+    last_seen: datetime | None = None,
+    observed: datetime | None = None,
 ) -> None:
     """The listener of a provisioner nobody listens to (tests, the planner's stand-ins)."""

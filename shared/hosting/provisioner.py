@@ -339,7 +339,13 @@ class DeploymentProvisioner:
         state = snapshot.provisioning_state if snapshot.exists else None
         logger.info("deployment %s is %s", self.spec.name, state or "absent")
         if state is None and before.state is KnownState.DELETING:
-            self._tell("gone", record, owner, "found absent after the delete was sent")
+            self._tell(
+                "gone",
+                record,
+                owner,
+                "found absent after the delete was sent",
+                last_seen=before.state_changed,
+            )
         elif state is None and _thought_up(before):
             self._tell("vanished", record, owner, "found absent when a step read its state")
         if state == "Succeeded":
@@ -592,7 +598,13 @@ class DeploymentProvisioner:
             if not current.exists:
                 finished = self.ledger.finish_lease(owner, KnownState.ABSENT)
                 if before.state is KnownState.DELETING:
-                    self._tell("gone", finished, owner, "found absent after the delete was sent")
+                    self._tell(
+                        "gone",
+                        finished,
+                        owner,
+                        "found absent after the delete was sent",
+                        last_seen=before.state_changed,
+                    )
                 elif _thought_up(before):
                     self._tell("vanished", finished, owner, "found absent when about to delete")
                 return TeardownOutcome(False, "already absent", "absent")
@@ -641,11 +653,17 @@ class DeploymentProvisioner:
         return TeardownOutcome(True, reason)
 
     def _tell(
-        self, event: LifecycleEvent, record: LedgerRecord, actor: str, note: str | None
+        self,
+        event: LifecycleEvent,
+        record: LedgerRecord,
+        actor: str,
+        note: str | None,
+        *,
+        last_seen: datetime | None = None,
     ) -> None:
         """Tell the lifecycle listener; what it does (the hosting log) never fails the step."""
         try:
-            self._on_lifecycle(event, record, actor, note)
+            self._on_lifecycle(event, record, actor, note, last_seen=last_seen)
         except Exception:
             logger.exception("lifecycle listener failed on %s of %s", event, self.spec.name)
 

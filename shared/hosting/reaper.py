@@ -65,6 +65,9 @@ class DeploymentReaper:
         self._max_lifetime = max_lifetime
         self._full_sweep_every = full_sweep_every
         self._last_listed: datetime | None = None
+        # When each deployment was last in a listing (sent time): a deployment missing from the
+        # next one went between then and now.
+        self._listed_present: dict[str, datetime] = {}
 
     def run(self, owner: str) -> list[ReapReport]:
         reports: list[ReapReport] = []
@@ -73,12 +76,20 @@ class DeploymentReaper:
             logger.info("reaper: every hosted deployment is held or absent; account not listed")
             return reports
         logger.info("reaper lists the account: %s", why)
+        asked = self._now()
         snapshots = self._deployments.list()
         self._last_listed = self._now()
         names = {s.name.lower() for s in snapshots}
         for key, hosted in self._by_deployment.items():
             if key not in names:
-                self._forget_vanished(hosted.ledger, hosted.name, owner)
+                self._forget_vanished(
+                    hosted.ledger,
+                    hosted.name,
+                    owner,
+                    listed_present=self._listed_present.pop(key, None),
+                    listed_absent=self._last_listed,
+                )
+        self._listed_present.update(dict.fromkeys(names, asked))
         for snapshot in snapshots:
             if not snapshot.owned_by(self._owner_tag):
                 continue
@@ -122,7 +133,15 @@ class DeploymentReaper:
                 return f"{hosted.name}: {why}"
         return None
 
-    def _forget_vanished(self, ledger: HoldLedger, model: str, owner: str) -> None:
+    def _forget_vanished(
+        self,
+        ledger: HoldLedger,
+        model: str,
+        owner: str,
+        *,
+        listed_present: datetime | None,
+        listed_absent: datetime,
+    ) -> None:
         """The ledger says ready but Azure has no such deployment: make the next job re-check."""
         record = ledger.read()
         if record.live_lease(ledger.now()) is not None:
@@ -138,7 +157,17 @@ class DeploymentReaper:
                 )
             )
             if gone is not None:
-                _tell(tell, "gone", gone, owner, "absent from the account's listing")
+                # Known present until the delete was sent, or the last listing that showed it.
+                seen = [m for m in (record.state_changed, listed_present) if m is not None]
+                _tell(
+                    tell,
+                    "gone",
+                    gone,
+                    owner,
+                    "absent from the account's listing",
+                    last_seen=max(seen) if seen else None,
+                    observed=listed_absent,
+                )
             return
         if record.state is KnownState.READY:
             logger.warning(
@@ -148,7 +177,14 @@ class DeploymentReaper:
                 lambda r: mark_suspect(r, observed_ready_since=record.ready_since, now=ledger.now())
             )
             if corrected is not None and corrected.state is not KnownState.READY:
-                _tell(tell, "vanished", corrected, owner, "absent from the account's listing")
+                _tell(
+                    tell,
+                    "vanished",
+                    corrected,
+                    owner,
+                    "absent from the account's listing",
+                    observed=listed_absent,
+                )
 
 
 def _tell(
@@ -157,9 +193,12 @@ def _tell(
     record: LedgerRecord,
     owner: str,
     note: str,
+    *,
+    last_seen: datetime | None = None,
+    observed: datetime | None = None,
 ) -> None:
     try:
-        listener(event, record, owner, note)
+        listener(event, record, owner, note, last_seen=last_seen, observed=observed)
     except Exception:
         logger.exception("lifecycle listener failed on %s of %s", event, record.deployment)
 

@@ -142,6 +142,10 @@ def test_the_reports_hosted_time_equals_the_meters_within_one_percent(
         f"{[round(float(str(d['hosted_seconds'])), 1) for d in meter]}"
     )
     assert report.complete, report.gaps
+    # The meter's end lies between the deployment last seen and its deletion confirmed.
+    unconfirmed = total.unconfirmed_hours * 3600
+    assert unconfirmed > 0, "the reaper's confirmation gives a lower bound"
+    assert ours.hosted_seconds - unconfirmed <= meter_seconds * 1.005
     assert [lt.ended_by for lt in report.lifetimes] == ["gone", "gone"]
     assert [lt.created_by.split(":")[0] for lt in report.lifetimes][1] == "operator"
     assert report.lifetimes[0].holds, "the create was sent for the job's hold"

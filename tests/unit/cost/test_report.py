@@ -23,7 +23,9 @@ def _at(hours: float) -> datetime:
     return DAY + timedelta(hours=hours)
 
 
-def _event(kind: LifecycleEvent, hours: float, deployment: str = "ft-a") -> HostingEvent:
+def _event(
+    kind: LifecycleEvent, hours: float, deployment: str = "ft-a", seen: float | None = None
+) -> HostingEvent:
     return new_event(
         kind,
         at=_at(hours),
@@ -33,6 +35,7 @@ def _event(kind: LifecycleEvent, hours: float, deployment: str = "ft-a") -> Host
         capacity=10,
         record=None,
         actor="test",
+        last_seen=_at(seen) if seen is not None else None,
     )
 
 
@@ -45,7 +48,7 @@ def test_lifetimes_follow_the_events_and_say_where_a_line_is_missing() -> None:
         _event("create_sent", 1),
         _event("serving", 1.1),
         _event("delete_sent", 2),
-        _event("gone", 2.05),
+        _event("gone", 2.05, seen=2.02),
         _event("gone", 2.2),  # the reaper confirming it again: nothing new
         _event("create_sent", 3),
         _event("create_sent", 3.5),  # a Failed deployment replaced
@@ -64,6 +67,8 @@ def test_lifetimes_follow_the_events_and_say_where_a_line_is_missing() -> None:
     first = reading.lifetimes[0]
     assert first.provision_seconds == pytest.approx(360)
     assert first.delete_seconds == pytest.approx(180)
+    assert first.unconfirmed_seconds == pytest.approx(108), "last seen 02:01:12, gone 02:03"
+    assert reading.lifetimes[1].unconfirmed_seconds == 0, "replaced: no bound to give"
     assert len(reading.gaps) == 1
     assert "ft-b: serving" in reading.gaps[0] and "not counted" in reading.gaps[0]
 
@@ -75,7 +80,7 @@ def test_one_day_two_cycles_priced_under_both_readings_against_24x7_and_per_docu
         _event("create_sent", 1),
         _event("serving", 1.1),
         _event("delete_sent", 1.5),
-        _event("gone", 1.5 + 30 / 3600),
+        _event("gone", 1.5 + 30 / 3600, seen=1.5),
         _event("create_sent", 10),
         _event("serving", 10 + 4 / 60),
         _event("gone", 12 + 10 / 60),
@@ -106,6 +111,7 @@ def test_one_day_two_cycles_priced_under_both_readings_against_24x7_and_per_docu
     assert ours.billed_hours.per_started_hour == 4
     assert ours.hosting_cost.per_minute == pytest.approx(161 / 60 * 1.70)
     assert ours.total_cost.per_started_hour == pytest.approx(4 * 1.70 + tokens)
+    assert row.unconfirmed_hours == pytest.approx(30 / 3600)
 
     always = row.always_on
     assert always.billed_hours.per_minute == 24
