@@ -72,18 +72,26 @@ def plan_command(
     ] = None,
     hourly_fee: Annotated[
         float | None,
-        typer.Option("--hourly-fee", min=0.0, help=f"Hosting fee in {CURRENCY} per hour."),
+        typer.Option(
+            "--hourly-fee", metavar="FEE", min=0.0, help=f"Hosting fee in {CURRENCY} per hour."
+        ),
     ] = None,
     time_zone: Annotated[
         str | None,
         typer.Option(
-            "--time-zone", help="IANA zone to fit windows in (default: declared windows' or UTC)."
+            "--time-zone",
+            metavar="ZONE",
+            help="IANA zone to fit windows in (default: declared windows' or UTC).",
         ),
     ] = None,
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", min=1, max=64, help="Replay this many strategies at once, in processes."
+            "--workers",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Replay this many strategies at once, in processes.",
         ),
     ] = 1,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
