@@ -406,9 +406,20 @@ def recommend(rows: Sequence[StrategyRow], inputs: PlanInputs) -> Recommendation
         parts.append(f"{saved:.0%} less than 24x7")
     reason = (
         f"{best.label} costs {', '.join(parts)} with a p95 wait of {_duration(best.p95_wait)}: "
-        f"{why}."
+        f"{why}"
     )
-    return Recommendation(best, reason)
+    if within:
+        # Azure may bill each started hour: say so when that reading would choose otherwise.
+        hourly = min(
+            within, key=lambda row: (row.billed.billed_hours_per_started_hour, row.p95_wait)
+        )
+        if hourly.billed.billed_hours_per_started_hour < best.billed.billed_hours_per_started_hour:
+            reason += (
+                f" (billed per started hour, {hourly.label} would cost less: "
+                f"{hourly.billed.billed_hours_per_started_hour:.0f} against "
+                f"{best.billed.billed_hours_per_started_hour:.0f} hours)"
+            )
+    return Recommendation(best, reason + ".")
 
 
 def _duration(seconds: float) -> str:
