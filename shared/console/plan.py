@@ -349,7 +349,7 @@ def draw_plan_chart(result: Plan, path: Path) -> None:
     scatter.set_xlabel("p95 wait before a document starts (minutes)")
     scatter.set_ylabel(f"hosting cost, prorated ({CURRENCY}, log scale)")
     scatter.set_title("Cost against wait")
-    scatter.legend(fontsize=8)
+    scatter.legend(fontsize=8, loc="upper right")
     labels = [row.label for row in rows]
     prorated = [row.billed.billed_hours_per_minute for row in rows]
     started = [row.billed.billed_hours_per_started_hour for row in rows]
@@ -361,7 +361,7 @@ def draw_plan_chart(result: Plan, path: Path) -> None:
     bars.set_xscale("log")
     bars.set_xlabel("billed hours (log scale)")
     bars.set_title("Billed hours under both billing readings")
-    bars.legend(fontsize=8)
+    bars.legend(fontsize=8, loc="lower right")
     figure.suptitle(f"{Path(result.trace.source).name}: recommended {chosen.label}")
     figure.tight_layout()
     figure.savefig(path)
