@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from pathlib import Path
 
 from shared.console.plan import draw_plan_chart, show_plan
@@ -17,7 +16,7 @@ from shared.planning.trace import load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_TRACE = ROOT / "docs" / "traces" / "office-hours.csv"
-CHART = Path(tempfile.gettempdir()) / "hosting-demo" / "plan-office-hours.png"
+CHART = ROOT / ".local" / "demo" / "plan-office-hours.png"
 
 
 def show_plan_for_reference_trace(chart: Path = CHART) -> None:

@@ -72,18 +72,26 @@ def plan_command(
     ] = None,
     hourly_fee: Annotated[
         float | None,
-        typer.Option("--hourly-fee", min=0.0, help=f"Hosting fee in {CURRENCY} per hour."),
+        typer.Option(
+            "--hourly-fee", metavar="FEE", min=0.0, help=f"Hosting fee in {CURRENCY} per hour."
+        ),
     ] = None,
     time_zone: Annotated[
         str | None,
         typer.Option(
-            "--time-zone", help="IANA zone to fit windows in (default: declared windows' or UTC)."
+            "--time-zone",
+            metavar="ZONE",
+            help="IANA zone to fit windows in (default: declared windows' or UTC).",
         ),
     ] = None,
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", min=1, max=64, help="Replay this many strategies at once, in processes."
+            "--workers",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Replay this many strategies at once, in processes.",
         ),
     ] = 1,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
@@ -341,7 +349,7 @@ def draw_plan_chart(result: Plan, path: Path) -> None:
     scatter.set_xlabel("p95 wait before a document starts (minutes)")
     scatter.set_ylabel(f"hosting cost, prorated ({CURRENCY}, log scale)")
     scatter.set_title("Cost against wait")
-    scatter.legend(fontsize=8)
+    scatter.legend(fontsize=8, loc="upper right")
     labels = [row.label for row in rows]
     prorated = [row.billed.billed_hours_per_minute for row in rows]
     started = [row.billed.billed_hours_per_started_hour for row in rows]
@@ -353,7 +361,7 @@ def draw_plan_chart(result: Plan, path: Path) -> None:
     bars.set_xscale("log")
     bars.set_xlabel("billed hours (log scale)")
     bars.set_title("Billed hours under both billing readings")
-    bars.legend(fontsize=8)
+    bars.legend(fontsize=8, loc="lower right")
     figure.suptitle(f"{Path(result.trace.source).name}: recommended {chosen.label}")
     figure.tight_layout()
     figure.savefig(path)

@@ -17,12 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from shared.planning.trace import TraceDocument
+from shared.planning.waits import Waits
 
 
 @dataclass(frozen=True)
 class BaselineResult:
     lifetimes: tuple[tuple[float, float], ...]
-    waits: tuple[float, ...]
+    waits: Waits
 
 
 def finishes(documents: tuple[TraceDocument, ...], tokens_per_second: float) -> Iterator[float]:
@@ -49,13 +50,13 @@ def clairvoyant_bound(
             end = max(end, finish)
     if start is not None and end is not None:
         lifetimes.append((start, end))
-    return BaselineResult(tuple(lifetimes), tuple(0.0 for _ in documents))
+    return BaselineResult(tuple(lifetimes), Waits(0.0 for _ in documents))
 
 
 def always_on(
     documents: tuple[TraceDocument, ...], *, start: float, until: float
 ) -> BaselineResult:
-    return BaselineResult(((start, until),), tuple(0.0 for _ in documents))
+    return BaselineResult(((start, until),), Waits(0.0 for _ in documents))
 
 
 def per_document(
@@ -70,4 +71,4 @@ def per_document(
         (d.at, d.at + serving_after + d.tokens / tokens_per_second + deletion_seconds)
         for d in documents
     )
-    return BaselineResult(lifetimes, tuple(serving_after for _ in documents))
+    return BaselineResult(lifetimes, Waits(serving_after for _ in documents))

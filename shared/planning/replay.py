@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from shared.planning.stand_in import (
     VirtualClock,
 )
 from shared.planning.trace import TraceDocument
+from shared.planning.waits import Waits
 from shared.schedules.flows import ScheduleReconciler
 from shared.schedules.models import WindowSettings
 
@@ -93,7 +93,7 @@ class ReplayConfig:
 @dataclass(frozen=True)
 class ReplayResult:
     lifetimes: tuple[tuple[float, float], ...]
-    waits: tuple[float, ...]  # one per document served, in seconds
+    waits: Waits  # one per document served, in seconds
     failed: int  # documents the engine gave up on (waited past its ready timeout)
     calls: ManagementCalls
 
@@ -173,7 +173,7 @@ class Replay:
         self._next_job: _Job | None = next(self._arrivals, None)
         self._jobs: dict[int, _Job] = {}
         self._parked: set[int] = set()
-        self._waits = array("d")
+        self._waits = Waits()
         self._failed = 0
         # The deployment's rate limits: the token window frees R tokens a second, the
         # request window one request per 10 s / capacity.
@@ -218,7 +218,7 @@ class Replay:
         end = max(self._until, self.clock.now)
         return ReplayResult(
             lifetimes=tuple(self.azure.lifetimes(end)),
-            waits=tuple(self._waits),
+            waits=self._waits,
             failed=self._failed,
             calls=self.azure.calls,
         )
@@ -296,7 +296,7 @@ class Replay:
         now = self.clock.now
         ends = now
         for document in job.documents:
-            self._waits.append(now - document.at)
+            self._waits.add(now - document.at)
             begins = max(now, self._free_at, self._last_start + self._request_spacing)
             ends = begins + document.tokens / self._tokens_per_second
             self._last_start, self._free_at = begins, ends

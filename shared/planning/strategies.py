@@ -23,6 +23,7 @@ from shared.planning.fitting import fit_windows
 from shared.planning.replay import ReplayConfig, ReplayResult, replay
 from shared.planning.stand_in import AzureTimings
 from shared.planning.trace import Trace
+from shared.planning.waits import Waits
 from shared.schedules.models import WindowSettings
 
 GRACE_MINUTES: tuple[float, ...] = (0, 1, 2, 5, 10, 30, 60)
@@ -70,22 +71,22 @@ class StrategyRow:
     documents: int
     served: int
     failed: int
-    waits: tuple[float, ...] = field(repr=False)
+    waits: Waits = field(repr=False)
     note: str = ""
     recommendable: bool = True
     on_front: bool = False
 
     @property
     def p50_wait(self) -> float:
-        return percentile(self.waits, 50)
+        return self.waits.percentile(50)
 
     @property
     def p95_wait(self) -> float:
-        return percentile(self.waits, 95)
+        return self.waits.percentile(95)
 
     @property
     def max_wait(self) -> float:
-        return max(self.waits, default=0.0)
+        return self.waits.longest
 
     def to_json(self, bound_hours: float) -> dict[str, Any]:
         return {
@@ -109,15 +110,6 @@ class StrategyRow:
             "recommendable": self.recommendable,
             "note": self.note,
         }
-
-
-def percentile(values: Sequence[float], percent: float) -> float:
-    """Nearest-rank percentile; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(percent / 100.0 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def _ratio(hours: float, bound_hours: float) -> float | None:
@@ -200,7 +192,7 @@ def plan(trace: Trace, inputs: PlanInputs) -> Plan:
     rate = inputs.tokens_per_second
     fee = inputs.hourly_fee
 
-    def fixed(result: BaselineResult) -> tuple[BilledHosting, tuple[float, ...]]:
+    def fixed(result: BaselineResult) -> tuple[BilledHosting, Waits]:
         return bill(result.lifetimes, fee), result.waits
 
     rows: list[StrategyRow] = []
@@ -337,7 +329,7 @@ def _row(
     kind: RowKind,
     billed: BilledHosting,
     documents: Sequence[object],
-    waits: tuple[float, ...],
+    waits: Waits,
 ) -> StrategyRow:
     # The baselines are yardsticks: the app runs neither (always-on would be cut by the
     # maximum lifetime; per-document is what a zero grace does, shared by documents that
@@ -414,9 +406,20 @@ def recommend(rows: Sequence[StrategyRow], inputs: PlanInputs) -> Recommendation
         parts.append(f"{saved:.0%} less than 24x7")
     reason = (
         f"{best.label} costs {', '.join(parts)} with a p95 wait of {_duration(best.p95_wait)}: "
-        f"{why}."
+        f"{why}"
     )
-    return Recommendation(best, reason)
+    if within:
+        # Azure may bill each started hour: say so when that reading would choose otherwise.
+        hourly = min(
+            within, key=lambda row: (row.billed.billed_hours_per_started_hour, row.p95_wait)
+        )
+        if hourly.billed.billed_hours_per_started_hour < best.billed.billed_hours_per_started_hour:
+            reason += (
+                f" (billed per started hour, {hourly.label} would cost less: "
+                f"{hourly.billed.billed_hours_per_started_hour:.0f} against "
+                f"{best.billed.billed_hours_per_started_hour:.0f} hours)"
+            )
+    return Recommendation(best, reason + ".")
 
 
 def _duration(seconds: float) -> str:

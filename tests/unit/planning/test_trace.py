@@ -96,3 +96,14 @@ def test_fitted_windows_come_out_as_toml_the_hosted_models_file_accepts() -> Non
         profiles_json=None,
     )
     assert catalog.models["m"].windows == windows
+
+
+def test_waits_are_tallied_with_nearest_rank_percentiles() -> None:
+    from shared.planning.waits import Waits
+
+    waits = Waits([360.0, 0.0, 0.04, 12.5] + [0.0] * 16)
+    assert len(waits) == 20
+    assert waits.percentile(50) == 0.0
+    assert waits.percentile(95) == 12.5  # the 19th of 20
+    assert waits.percentile(100) == waits.longest == 360.0
+    assert Waits().percentile(95) == 0.0 and Waits().longest == 0.0
