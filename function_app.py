@@ -227,3 +227,10 @@ def list_profiles(req: func.HttpRequest) -> func.HttpResponse:
 def operations(req: func.HttpRequest) -> func.HttpResponse:
     """Each hosted model's deployment, holds and schedule, and the batch runs under way."""
     return get_services().operations_api.get()
+
+
+@app.function_name("get_report")
+@app.route(route="report", methods=[func.HttpMethod.GET])
+def get_report(req: func.HttpRequest) -> func.HttpResponse:
+    """The savings report (JSON, or its chart with format=png|svg); see shared/api/report.py."""
+    return get_services().report_api.get(req)

@@ -119,6 +119,8 @@ param batchOutputContainerName string = 'batch-out'
 param batchRunsContainerName string = 'batch-runs'
 @description('Queue through which a batch run continues in its next invocation (continue_batch).')
 param batchQueueName string = 'batch-continuations'
+@description('Container of the hosting log: one append blob per hosted model and UTC day, read by the savings report.')
+param hostingLogContainerName string = 'hosting-log'
 
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -176,6 +178,7 @@ module storage './app/storage.bicep' = {
       batchContainerName
       batchOutputContainerName
       batchRunsContainerName
+      hostingLogContainerName
       deploymentContainerName
     ]
     queueNames: [
@@ -293,6 +296,9 @@ var appSettings = {
   BATCH_OUTPUT_CONTAINER: batchOutputContainerName
   BATCH_RUNS_CONTAINER: batchRunsContainerName
   BATCH_QUEUE: batchQueueName
+  HOSTING_LOG_CONTAINER: hostingLogContainerName
+  // Azure seconds per second of the app's clock: 1 in Azure (the local simulator runs faster).
+  COST_TIME_SCALE: '1'
   BATCH_HOLD_SECONDS: '600'
   // Well under host.json's functionTimeout (30 min): a run continues in a new invocation.
   BATCH_SLICE_SECONDS: '600'

@@ -71,6 +71,8 @@ class LocalAzure:
             "BATCH_HOLD_SECONDS": scaled(600),
             # The simulator's rate-limit minute, so a batch paces to its windows.
             "RATE_LIMIT_MINUTE_SECONDS": scaled(60),
+            # The savings report reads the app's seconds as the meter's simulated ones.
+            "COST_TIME_SCALE": f"{scale:g}",
         }
         settings.update(overrides)
         return settings

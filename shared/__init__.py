@@ -5,6 +5,7 @@
 - `documents/`: what processing a document means and the engine that does it: decoding,
   chunking, request planning, profiles, tokens, job records.
 - `api/`: the HTTP API behind the portal.
+- `cost/`: what hosting cost and saved: the hosting log, prices, the savings report.
 
 At the top: `settings.py` (the one settings model), `composition.py` (the one composition
 root, the only place that builds SDK clients), `storage.py` (JSON blobs under ETags) and

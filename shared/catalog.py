@@ -16,8 +16,14 @@ version = "1"
 deployment_type = "Standard"         # Standard | GlobalStandard | DeveloperTier
 capacity = 10                        # 1 unit = 1,000 tokens and 6 requests per minute
 idle_grace_seconds = 300             # optional: IDLE_GRACE_SECONDS
+# idle_grace = "auto"                # optional: the break-even rule (shared/hosting/grace.py)
 max_lifetime_seconds = 50400         # optional: MAX_DEPLOYMENT_LIFETIME_SECONDS
 context_tokens = 128000              # optional: MODEL_CONTEXT_TOKENS
+
+[models.contracts.prices]            # optional: see shared/cost/prices.py for the defaults
+input_per_million_tokens = 0.80
+output_per_million_tokens = 3.20
+hosting_per_hour = { Standard = 1.70, GlobalStandard = 1.70, DeveloperTier = 0.0 }
 
 [profiles.contracts]
 model = "contracts"
@@ -43,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from shared.batch.locations import OutputMapping, overlapping_pairs
+from shared.cost.prices import ModelPrices
 from shared.documents.profiles import (
     BUILTIN_DEFAULT_PROFILE,
     DEFAULT_PROFILE_NAME,
@@ -51,6 +58,7 @@ from shared.documents.profiles import (
     describe_problem,
     parse_profiles,
 )
+from shared.hosting.grace import AUTO
 from shared.schedules.models import BatchSchedule, WindowSettings
 from shared.schedules.occurrences import longest_length
 
@@ -87,8 +95,14 @@ class HostedModel(BaseModel):
     deployment_type: DeploymentType = "Standard"
     capacity: int = Field(10, ge=1)
     idle_grace_seconds: float = Field(ge=0)
+    # "auto": the break-even rule learned from observed provisioning times, with
+    # `idle_grace_seconds` until one was observed (shared/hosting/grace.py).
+    idle_grace: str | None = None
     max_lifetime_seconds: float = Field(gt=0)
     context_tokens: int = Field(ge=1024)
+    # The hosting fee per deployment type and the token prices ([models.<name>.prices]),
+    # each defaulting to a documented public price (shared/cost/prices.py).
+    prices: ModelPrices = ModelPrices()
     # Business-hours windows and scheduled batches (shared/schedules/), validated one by one
     # by `_validate_schedules` so each problem names its window or batch.
     windows: tuple[WindowSettings, ...] = ()
@@ -100,6 +114,16 @@ class HostedModel(BaseModel):
         if not _MODEL_NAME.fullmatch(name):
             raise ValueError(f"the model name {name!r} must be 1-64 letters, digits, '_' or '-'")
         return name
+
+    @field_validator("idle_grace")
+    @classmethod
+    def _idle_grace_is_auto(cls, value: str | None) -> str | None:
+        if value is not None and value != AUTO:
+            raise ValueError(
+                f'idle_grace must be "auto" (the break-even rule), not {value!r}; for a fixed '
+                "grace set idle_grace_seconds instead"
+            )
+        return value
 
     @field_validator("deployment")
     @classmethod
@@ -408,4 +432,7 @@ def _check_routes(
 
 
 def _describe_model_problem(detail: ErrorDetails) -> str:
+    if detail["loc"][:1] == ("prices",):
+        # An unknown key inside [models.<name>.prices] lists the price fields, not the model's.
+        return describe_problem(detail, ModelPrices, "price")
     return describe_problem(detail, HostedModel, "model")

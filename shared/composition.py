@@ -33,11 +33,15 @@ from shared.api.batches import BatchesApi
 from shared.api.jobs import JobsApi
 from shared.api.operations import OperationsApi
 from shared.api.profiles import ProfilesApi
+from shared.api.report import ReportApi
 from shared.api.waits import DeploymentWait, deployment_wait
 from shared.batch.flows import BatchRunner, BatchStarter, BatchTimings
 from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
+from shared.cost.log import HostingLog, HostingLogReader
+from shared.cost.reporting import SavingsReports
+from shared.cost.usage import UsageReader
 from shared.documents.engine import DocumentEngine, EngineLimits
 from shared.documents.job_store import JobStore
 from shared.documents.job_store import index_tags as job_index_tags
@@ -51,6 +55,7 @@ from shared.hosting.deployments import AzureDeployments, DeploymentSpec
 from shared.hosting.holds import LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.lifecycle import ignore_lifecycle
 from shared.hosting.provisioner import AccountRoom, DeploymentProvisioner, ProvisioningTimings
 from shared.hosting.reaper import DeploymentReaper
 from shared.inference import ChatClient, RetryPolicy
@@ -102,6 +107,9 @@ class AppServices:
     # The portal's lists: the profiles to submit with, and the operations view.
     profiles_api: ProfilesApi
     operations_api: OperationsApi
+    # The savings report, from the hosting log and the job and batch records.
+    reports: SavingsReports
+    report_api: ReportApi
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -250,6 +258,7 @@ def build_services(
         settings.batch_container,
         settings.batch_output_container,
         settings.batch_runs_container,
+        settings.hosting_log_container,
     ):
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
@@ -297,8 +306,15 @@ def build_services(
     def wake_waiting(record: LedgerRecord, settled_by: str) -> None:
         resumes.wake_waiting(record, settled_by, clock())
 
-    def provisioner(spec: DeploymentSpec, room: AccountRoom | None) -> DeploymentProvisioner:
+    log_container = blob_service.get_container_client(settings.hosting_log_container)
+    hosting_log = HostingLog(log_container, clock)
+
+    def provisioner(
+        spec: DeploymentSpec, room: AccountRoom | None, model: HostedModel | None = None
+    ) -> DeploymentProvisioner:
         return DeploymentProvisioner(
+            # A deployment of no declared model is only ever torn down: nothing to log it as.
+            on_lifecycle=hosting_log.listener(model) if model is not None else ignore_lifecycle,
             spec=spec,
             ledger=HoldLedger(ledger_store, spec.name, clock),
             deployments=deployments,
@@ -329,7 +345,9 @@ def build_services(
     )
     hosted: dict[str, HostedDeployment] = {}
     for model in catalog.models.values():
-        model_provisioner = provisioner(deployment_spec(model, catalog, settings.owner_tag), room)
+        model_provisioner = provisioner(
+            deployment_spec(model, catalog, settings.owner_tag), room, model
+        )
         hosted[model.name] = HostedDeployment(
             model=model,
             provisioner=model_provisioner,
@@ -375,6 +393,7 @@ def build_services(
         max_lifetime=timedelta(seconds=settings.max_deployment_lifetime_seconds),
         poll_seconds=settings.management_poll_seconds,
         longest_pause_seconds=settings.park_max_seconds,
+        on_lifecycle=lambda name: hosting_log.listener(catalog.models[name]),
     )
     submissions = JobSubmissions(
         jobs=jobs,
@@ -415,10 +434,11 @@ def build_services(
         blob_service.get_container_client(settings.batch_container), settings.batch_page_size
     )
     batch_output = blob_service.get_container_client(settings.batch_output_container)
+    runs = RunStore(blob_service.get_container_client(settings.batch_runs_container))
     batches = BatchRunner(
         catalog=catalog,
         hosted=hosted,
-        runs=RunStore(blob_service.get_container_client(settings.batch_runs_container)),
+        runs=runs,
         listing=listing,
         processor=DocumentProcessor(
             listing=listing,
@@ -451,6 +471,14 @@ def build_services(
     # Batch windows are decided by the reconciler and run by shared/batch/ (its port).
     batch_starter = BatchStarter(batches)
     schedules = ScheduleReconciler(hosted=hosted, clock=clock, batch_starter=batch_starter)
+    reports = SavingsReports(
+        log=HostingLogReader(log_container),
+        usage=UsageReader(jobs_container, output, runs),
+        catalog=catalog,
+        clock=clock,
+        time_scale=settings.cost_time_scale,
+        expected_provision_seconds=settings.expected_provision_seconds,
+    )
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -484,6 +512,8 @@ def build_services(
             clock=clock,
             default_provision_seconds=settings.expected_provision_seconds,
         ),
+        reports=reports,
+        report_api=ReportApi(reports),
     )
 
 

@@ -78,6 +78,8 @@ class AppSettings(BaseSettings):
     batch_output_container: str = Field("batch-out", alias="BATCH_OUTPUT_CONTAINER")
     batch_runs_container: str = Field("batch-runs", alias="BATCH_RUNS_CONTAINER")
     batch_queue: str = Field("batch-continuations", alias="BATCH_QUEUE")
+    # The hosting log: one append blob per model and UTC day (shared/cost/log.py).
+    hosting_log_container: str = Field("hosting-log", alias="HOSTING_LOG_CONTAINER")
 
     # --- Timings (seconds) ------------------------------------------------------------------
     idle_grace_seconds: float = Field(300, ge=0, alias="IDLE_GRACE_SECONDS")
@@ -117,6 +119,12 @@ class AppSettings(BaseSettings):
     batch_document_attempts: int = Field(3, ge=1, alias="BATCH_DOCUMENT_ATTEMPTS")
     # Azure's rate-limit minute in seconds: 60, except against the faster local simulator.
     rate_limit_minute_seconds: float = Field(60, gt=0, alias="RATE_LIMIT_MINUTE_SECONDS")
+
+    # --- Cost report ------------------------------------------------------------------------
+    # Azure seconds per second of the app's clock: 1 in Azure. Against the local simulator,
+    # whose time runs faster, its time scale, so a local run's report reads as Azure would
+    # bill the same run (its billing meter counts simulated time).
+    cost_time_scale: float = Field(1.0, gt=0, alias="COST_TIME_SCALE")
 
     # --- Documents --------------------------------------------------------------------------
     processing_profiles: str | None = Field(None, alias="PROCESSING_PROFILES")

@@ -56,6 +56,8 @@ from shared.console.flows import (
     wait_for_job,
 )
 from shared.console.parsing import DURATION_FORMS, parse_duration, parse_instant, parse_moment
+from shared.console.plan import plan_command
+from shared.console.report import report as report_command
 from shared.console.schedule import model_schedule
 from shared.console.settings_file import LoadedSettings, load_settings
 from shared.console.status import model_status
@@ -77,7 +79,18 @@ if TYPE_CHECKING:
     from shared.settings import AppSettings
 
 PROG = "hosting"
-COMMANDS = ("status", "schedule", "up", "down", "submit", "jobs", "job", "batch")
+COMMANDS = (
+    "status",
+    "schedule",
+    "up",
+    "down",
+    "submit",
+    "jobs",
+    "job",
+    "batch",
+    "report",
+    "plan",
+)
 # How often `submit --wait` reads the job record: one small blob read.
 JOB_POLL_SECONDS = 0.5
 # `up` asks Azure for the state at the app's management poll interval, at most this far apart.
@@ -678,6 +691,10 @@ def batch_status(
 # Fine-tuning: dataset checks (shared/console/data.py) and jobs (shared/console/finetune.py).
 app.add_typer(data_app, name="data")
 app.add_typer(finetune_app, name="finetune")
+# --- report (shared/console/report.py) ------------------------------------------------------
+
+app.command("report")(report_command)
+app.command("plan")(plan_command)
 
 
 # --- entry point ----------------------------------------------------------------------------

@@ -9,10 +9,11 @@ the idle grace until it passes, else nothing (the next teardown check or the rea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from shared.hosting.deployments import DeploymentSnapshot
+from shared.hosting.grace import IdleGrace, resolve_grace
 from shared.hosting.holds import Hold, KnownState, LedgerRecord, OperationLease, idle_since
 
 WhyUp = Literal["held", "operation", "idle_grace", "nothing"]
@@ -55,7 +56,7 @@ def model_status(
     model: str,
     snapshot: DeploymentSnapshot,
     record: LedgerRecord,
-    idle_grace: timedelta,
+    idle_grace: IdleGrace,
     now: datetime,
 ) -> ModelStatus:
     holds = tuple(sorted(record.live_holds(now), key=lambda hold: hold.expires))
@@ -68,8 +69,8 @@ def model_status(
             why_up = "held"
         elif lease is not None:
             why_up = "operation"
-        elif since is not None and since + idle_grace > now:
-            why_up, idle_until = "idle_grace", since + idle_grace
+        elif since is not None and since + resolve_grace(idle_grace, record) > now:
+            why_up, idle_until = "idle_grace", since + resolve_grace(idle_grace, record)
         else:
             why_up = "nothing"
     return ModelStatus(

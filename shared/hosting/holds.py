@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.hosting.grace import IdleGrace, resolve_grace
+
 HoldKind = Literal["window", "batch", "job", "operator"]
 # Why a teardown kept the deployment, for callers that act on it rather than log it.
 KeptBecause = Literal["absent", "busy", "held", "idle_grace", "not_owned", "raced"]
@@ -171,7 +173,7 @@ def decide_teardown(
     record: LedgerRecord,
     *,
     now: datetime,
-    idle_grace: timedelta,
+    idle_grace: IdleGrace,
     exists: bool,
     created_at: datetime | None = None,
     max_lifetime: timedelta | None = None,
@@ -180,7 +182,8 @@ def decide_teardown(
 
     Never under a live hold or while another instance holds the operation lease. A
     deployment past its maximum lifetime is deleted even under holds: that is the backstop
-    against a leaked hold keeping a billed deployment up forever.
+    against a leaked hold keeping a billed deployment up forever. `idle_grace` is fixed or
+    the break-even rule, resolved against `record` (see `grace.py`).
     """
     if not exists:
         return TeardownDecision(False, "deployment does not exist", kept_because="absent")
@@ -197,8 +200,9 @@ def decide_teardown(
         kinds = ", ".join(sorted({f"{h.kind}:{h.owner}" for h in live}))
         return TeardownDecision(False, f"{len(live)} live hold(s): {kinds}", soonest - now, "held")
     since = idle_since(record)
-    if since is not None and now - since < idle_grace:
-        remaining = idle_grace - (now - since)
+    grace = resolve_grace(idle_grace, record)
+    if since is not None and now - since < grace:
+        remaining = grace - (now - since)
         return TeardownDecision(
             False, f"idle grace running ({remaining} left)", remaining, "idle_grace"
         )

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from shared.catalog import HostedModel
 from shared.hosting.deployments import DeploymentSpec
+from shared.hosting.grace import AUTO, BreakEvenGrace, IdleGrace
 from shared.hosting.ledger import HoldLedger
 from shared.hosting.provisioner import DeploymentProvisioner
 from shared.inference import ChatClient
@@ -32,8 +33,11 @@ class HostedDeployment:
         return self.provisioner.spec
 
     @property
-    def idle_grace(self) -> timedelta:
-        return timedelta(seconds=self.model.idle_grace_seconds)
+    def idle_grace(self) -> IdleGrace:
+        fixed = timedelta(seconds=self.model.idle_grace_seconds)
+        # `idle_grace = "auto"`: the break-even rule, with the fixed grace until a
+        # provisioning has been observed.
+        return BreakEvenGrace(fixed) if self.model.idle_grace == AUTO else fixed
 
     @property
     def max_lifetime(self) -> timedelta:

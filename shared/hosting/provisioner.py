@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,6 +33,7 @@ from shared.hosting.deployments import (
     describe_create_error,
     error_code,
 )
+from shared.hosting.grace import IdleGrace
 from shared.hosting.holds import (
     KeptBecause,
     KnownState,
@@ -43,6 +45,7 @@ from shared.hosting.holds import (
     note_management_failure,
 )
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.lifecycle import LifecycleEvent, LifecycleListener, ignore_lifecycle
 from shared.hosting.room import RoomDecision, decide_room
 from shared.inference import ChatClient
 from shared.renewal import PeriodicRenewal
@@ -50,6 +53,8 @@ from shared.renewal import PeriodicRenewal
 logger = logging.getLogger(__name__)
 
 Monotonic = Callable[[], float]
+# Keeps the operation lease renewed while a step or a delete runs (a LeaseKeeper by default).
+KeepLease = Callable[[HoldLedger, str, float], AbstractContextManager[object]]
 # Told, in words, why a caller of `ensure_ready` is still waiting (for the job record).
 OnWait = Callable[[str], None]
 
@@ -182,11 +187,14 @@ class DeploymentProvisioner:
         timings: ProvisioningTimings,
         room: AccountRoom | None = None,
         on_settled: Callable[[LedgerRecord, str], None] | None = None,
+        on_lifecycle: LifecycleListener = ignore_lifecycle,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Monotonic = time.monotonic,
+        keep_lease: KeepLease | None = None,
     ) -> None:
         self.spec = spec
         self._on_settled = on_settled
+        self._on_lifecycle = on_lifecycle
         self.ledger = ledger
         self._deployments = deployments
         self._chat = chat
@@ -194,6 +202,9 @@ class DeploymentProvisioner:
         self._room = room
         self._sleep = sleep
         self._monotonic = monotonic
+        # A replay on a virtual clock passes a keeper that does nothing: no time passes
+        # during its steps, so no lease can lapse, and a thread per step would be its cost.
+        self._keep_lease: KeepLease = keep_lease or LeaseKeeper
 
     # --- making it ready ------------------------------------------------------------------
 
@@ -252,9 +263,9 @@ class DeploymentProvisioner:
             if current.state is KnownState.READY:
                 return Readiness(current)
             return self._wait(current, now, f"deployment {self.spec.name!r}: another step runs")
-        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
+        with self._keep_lease(self.ledger, owner, self._timings.lease_ttl):
             try:
-                step = self._step(owner, taken)
+                step = self._step(owner, taken, before=record)
             except ProvisioningError as error:
                 state = KnownState.UNKNOWN if error.retryable else KnownState.FAILED
                 finished = self.ledger.finish_lease(owner, state, error.reason)
@@ -311,7 +322,7 @@ class DeploymentProvisioner:
             )
         )
 
-    def _step(self, owner: str, record: LedgerRecord) -> Readiness:
+    def _step(self, owner: str, record: LedgerRecord, *, before: LedgerRecord) -> Readiness:
         now = self.ledger.now()
         if record.succeeded_at is not None:
             # Azure already said Succeeded for this provisioning: what is left is the endpoint's
@@ -328,6 +339,16 @@ class DeploymentProvisioner:
             record = self.ledger.change(note_management_answered) or record
         state = snapshot.provisioning_state if snapshot.exists else None
         logger.info("deployment %s is %s", self.spec.name, state or "absent")
+        if state is None and before.state is KnownState.DELETING:
+            self._tell(
+                "gone",
+                record,
+                owner,
+                "found absent after the delete was sent",
+                last_seen=before.state_changed,
+            )
+        elif state is None and _thought_up(before):
+            self._tell("vanished", record, owner, "found absent when a step read its state")
         if state == "Succeeded":
             return self._probe(owner, record, now)
         if state in TRANSITIONAL_STATES:
@@ -345,6 +366,7 @@ class DeploymentProvisioner:
         if self._chat.serves():
             ready = self.ledger.finish_lease(owner, KnownState.READY)
             logger.info("deployment %s is ready", self.spec.name)
+            self._tell("serving", ready, owner, None)
             return Readiness(ready)
         if (now - succeeded_at).total_seconds() > self._timings.readiness_timeout:
             raise ProvisioningError(
@@ -405,6 +427,7 @@ class DeploymentProvisioner:
                 owner, record, note, waiting_for=waiting, wait=self._timings.poll_interval
             )
         logger.info("create of %s sent", self.spec.name)
+        self._tell("create_sent", record, owner, None)
         return self._end_step(
             owner,
             record,
@@ -508,7 +531,7 @@ class DeploymentProvisioner:
         self,
         owner: str,
         *,
-        idle_grace: timedelta,
+        idle_grace: IdleGrace,
         snapshot: DeploymentSnapshot | None = None,
         max_lifetime: timedelta | None = None,
         known: LedgerRecord | None = None,
@@ -553,8 +576,10 @@ class DeploymentProvisioner:
         )
         if taken is None:
             return TeardownOutcome(False, "a hold or another operation appeared first", "raced")
-        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
-            return self._delete_under_lease(owner, due, decision.reason, snapshot, follow=follow)
+        with self._keep_lease(self.ledger, owner, self._timings.lease_ttl):
+            return self._delete_under_lease(
+                owner, due, decision.reason, snapshot, follow=follow, before=record
+            )
 
     def delete_now(self, owner: str, *, force: bool = False) -> TeardownOutcome:
         """Delete the deployment now, without waiting for its idle grace (the operator's `down`).
@@ -573,7 +598,8 @@ class DeploymentProvisioner:
             )
         if not snapshot.exists:
             return TeardownOutcome(False, "deployment does not exist", "absent")
-        held = self.ledger.read().live_holds(self.ledger.now())
+        before = self.ledger.read()
+        held = before.live_holds(self.ledger.now())
         reason = f"forced by {owner}" + (f" under {len(held)} live hold(s)" if held else "")
         taken = self.ledger.take_lease(owner, "delete", timedelta(seconds=self._timings.lease_ttl))
         if taken is None:
@@ -588,9 +614,9 @@ class DeploymentProvisioner:
                 len(held),
                 ", ".join(f"{h.kind}:{h.owner}" for h in held),
             )
-        with LeaseKeeper(self.ledger, owner, self._timings.lease_ttl):
+        with self._keep_lease(self.ledger, owner, self._timings.lease_ttl):
             return self._delete_under_lease(
-                owner, lambda _record: True, reason, snapshot, follow=True
+                owner, lambda _record: True, reason, snapshot, follow=True, before=before
             )
 
     def _delete_under_lease(
@@ -601,12 +627,24 @@ class DeploymentProvisioner:
         snapshot: DeploymentSnapshot | None,
         *,
         follow: bool,
+        before: LedgerRecord,
     ) -> TeardownOutcome:
+        """Delete under the lease just taken; `before` is the ledger as it was before it."""
         try:
             # The reaper's list is seconds old and carries the tags; the fast path must look.
             current = snapshot if snapshot is not None else self._deployments.get(self.spec.name)
             if not current.exists:
-                self.ledger.finish_lease(owner, KnownState.ABSENT)
+                finished = self.ledger.finish_lease(owner, KnownState.ABSENT)
+                if before.state is KnownState.DELETING:
+                    self._tell(
+                        "gone",
+                        finished,
+                        owner,
+                        "found absent after the delete was sent",
+                        last_seen=before.state_changed,
+                    )
+                elif _thought_up(before):
+                    self._tell("vanished", finished, owner, "found absent when about to delete")
                 return TeardownOutcome(False, "already absent", "absent")
             if not current.owned_by(self.spec.owner_tag):
                 self.ledger.finish_lease(
@@ -630,10 +668,12 @@ class DeploymentProvisioner:
             logger.info("deleting deployment %s: %s", self.spec.name, reason)
             if not follow:
                 self._deployments.start_delete(self.spec.name)
-                self.ledger.finish_lease(owner, KnownState.DELETING)
+                deleting = self.ledger.finish_lease(owner, KnownState.DELETING)
                 logger.info("delete of %s sent (%s)", self.spec.name, reason)
+                self._tell("delete_sent", deleting, owner, reason)
                 return TeardownOutcome(True, reason)
             poller = self._deployments.begin_delete(self.spec.name)
+            self._tell("delete_sent", self.ledger.read(), owner, reason)
             poller.result(timeout=self._timings.delete_timeout)
             if not poller.done():
                 raise ProvisioningError(
@@ -645,6 +685,38 @@ class DeploymentProvisioner:
         except Exception as error:
             self.ledger.finish_lease(owner, KnownState.UNKNOWN, f"delete failed: {error}")
             raise
-        self.ledger.finish_lease(owner, KnownState.ABSENT)
+        gone = self.ledger.finish_lease(owner, KnownState.ABSENT)
         logger.info("deployment %s deleted (%s)", self.spec.name, reason)
+        self._tell("gone", gone, owner, "the delete finished")
         return TeardownOutcome(True, reason)
+
+    def _tell(
+        self,
+        event: LifecycleEvent,
+        record: LedgerRecord,
+        actor: str,
+        note: str | None,
+        *,
+        last_seen: datetime | None = None,
+    ) -> None:
+        """Tell the lifecycle listener; what it does (the hosting log) never fails the step."""
+        try:
+            self._on_lifecycle(event, record, actor, note, last_seen=last_seen)
+        except Exception:
+            logger.exception("lifecycle listener failed on %s of %s", event, self.spec.name)
+
+
+def _thought_up(record: LedgerRecord) -> bool:
+    """Whether the ledger says a deployment should exist (a create was sent, or it served).
+
+    Found absent then, it vanished: Azure removed it (a failed create, a deletion behind the
+    app's back). A fresh ledger, or one whose delete was sent, expects nothing.
+    """
+    if record.state in (KnownState.ABSENT, KnownState.DELETING):
+        return False
+    return (
+        record.provisioning_started is not None
+        or record.state is KnownState.READY
+        # Marked suspect after serving (the data plane said DeploymentNotFound).
+        or (record.state is KnownState.UNKNOWN and record.provision_count > 0)
+    )

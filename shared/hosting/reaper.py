@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.hosting.deployments import AzureDeployments
+from shared.hosting.grace import IdleGrace
 from shared.hosting.holds import (
     KnownState,
     LedgerRecord,
@@ -35,6 +36,7 @@ from shared.hosting.holds import (
 )
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.lifecycle import LifecycleEvent, LifecycleListener, ignore_lifecycle
 from shared.hosting.provisioner import DeploymentProvisioner, is_transient
 from shared.observability import log_fields
 
@@ -58,12 +60,15 @@ class DeploymentReaper:
         hosted: Mapping[str, HostedDeployment],
         provisioner_for: Callable[[str], DeploymentProvisioner],
         owner_tag: str,
-        idle_grace: timedelta,
+        idle_grace: IdleGrace,
         max_lifetime: timedelta,
         full_sweep_every: timedelta = timedelta(hours=1),
         poll_seconds: float = 15.0,
         longest_pause_seconds: float = 300.0,
+        on_lifecycle: Callable[[str], LifecycleListener] = lambda _model: ignore_lifecycle,
     ) -> None:
+        # The lifecycle listener of a hosted model, by model name (the hosting log's writer).
+        self._on_lifecycle = on_lifecycle
         self._deployments = deployments
         self._by_deployment = {h.spec.name.lower(): h for h in hosted.values()}
         self._provisioner_for = provisioner_for
@@ -75,6 +80,9 @@ class DeploymentReaper:
         # The backoff after a failed listing: as a provisioning step's (see holds.py).
         self._poll_seconds = poll_seconds
         self._longest_pause = longest_pause_seconds
+        # When each deployment was last in a listing (sent time): a deployment missing from the
+        # next one went between then and now.
+        self._listed_present: dict[str, datetime] = {}
 
     def run(self, owner: str) -> list[ReapReport]:
         reports: list[ReapReport] = []
@@ -92,6 +100,7 @@ class DeploymentReaper:
             logger.info("reaper: every hosted deployment is held or absent; account not listed")
             return reports
         logger.info("reaper lists the account: %s", why)
+        asked = self._now()
         try:
             snapshots = self._deployments.list()
         except (HttpResponseError, ServiceRequestError, ServiceResponseError) as error:
@@ -106,7 +115,14 @@ class DeploymentReaper:
         names = {s.name.lower() for s in snapshots}
         for key, hosted in self._by_deployment.items():
             if key not in names:
-                self._forget_vanished(hosted.ledger)
+                self._forget_vanished(
+                    hosted.ledger,
+                    hosted.name,
+                    owner,
+                    listed_present=self._listed_present.pop(key, None),
+                    listed_absent=self._last_listed,
+                )
+        self._listed_present.update(dict.fromkeys(names, asked))
         for snapshot in snapshots:
             if not snapshot.owned_by(self._owner_tag):
                 continue
@@ -167,32 +183,78 @@ class DeploymentReaper:
                 error,
             )
 
-    def _forget_vanished(self, ledger: HoldLedger) -> None:
+    def _forget_vanished(
+        self,
+        ledger: HoldLedger,
+        model: str,
+        owner: str,
+        *,
+        listed_present: datetime | None,
+        listed_absent: datetime,
+    ) -> None:
         """The ledger says ready but Azure has no such deployment: make the next job re-check."""
         record = ledger.read()
         if record.live_lease(ledger.now()) is not None:
             return
+        tell = self._on_lifecycle(model)
         if record.state is KnownState.DELETING:
             # A delete the app sent without following it has finished.
-            ledger.change(
+            gone = ledger.change(
                 lambda r: (
                     r.model_copy(update={"state": KnownState.ABSENT})
                     if r.state is KnownState.DELETING and r.live_lease(ledger.now()) is None
                     else None
                 )
             )
+            if gone is not None:
+                # Known present until the delete was sent, or the last listing that showed it.
+                seen = [m for m in (record.state_changed, listed_present) if m is not None]
+                _tell(
+                    tell,
+                    "gone",
+                    gone,
+                    owner,
+                    "absent from the account's listing",
+                    last_seen=max(seen) if seen else None,
+                    observed=listed_absent,
+                )
             return
         if record.state is KnownState.READY:
             logger.warning(
                 "deployment %s vanished behind the app's back; ledger corrected", ledger.deployment
             )
-            ledger.change(
+            corrected = ledger.change(
                 lambda r: mark_suspect(r, observed_ready_since=record.ready_since, now=ledger.now())
             )
+            if corrected is not None and corrected.state is not KnownState.READY:
+                _tell(
+                    tell,
+                    "vanished",
+                    corrected,
+                    owner,
+                    "absent from the account's listing",
+                    observed=listed_absent,
+                )
+
+
+def _tell(
+    listener: LifecycleListener,
+    event: LifecycleEvent,
+    record: LedgerRecord,
+    owner: str,
+    note: str,
+    *,
+    last_seen: datetime | None = None,
+    observed: datetime | None = None,
+) -> None:
+    try:
+        listener(event, record, owner, note, last_seen=last_seen, observed=observed)
+    except Exception:
+        logger.exception("lifecycle listener failed on %s of %s", event, record.deployment)
 
 
 def why_list_the_account(
-    record: LedgerRecord, now: datetime, idle_grace: timedelta, max_lifetime: timedelta
+    record: LedgerRecord, now: datetime, idle_grace: IdleGrace, max_lifetime: timedelta
 ) -> str | None:
     """Whether a model's ledger says the account is worth listing now (pure)."""
     if record.state is KnownState.ABSENT and record.live_lease(now) is None:

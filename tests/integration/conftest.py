@@ -81,6 +81,7 @@ def local_app_settings(
         "BATCH_OUTPUT_CONTAINER": f"batch-out-{suffix}",
         "BATCH_RUNS_CONTAINER": f"runs-{suffix}",
         "BATCH_QUEUE": f"batches-{suffix}",
+        "HOSTING_LOG_CONTAINER": f"hosting-log-{suffix}",
         **FAST_APP_SETTINGS,
         **overrides,
     }

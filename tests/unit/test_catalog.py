@@ -76,7 +76,7 @@ def test_every_problem_is_reported_at_once_naming_the_model_or_profile_and_field
         "model 'a', field 'capacity': Input should be greater than or equal to 1 (got 0)",
         "model 'a', field 'colour': is not a model field (the fields are: deployment, "
         "fine_tuned_model, version, deployment_type, capacity, idle_grace_seconds, "
-        "max_lifetime_seconds, context_tokens, windows, batches)",
+        "idle_grace, max_lifetime_seconds, context_tokens, prices, windows, batches)",
         "model 'b', field 'fine_tuned_model': String should have at least 1 character (got \"\")",
         "model 'b', field 'deployment_type': Input should be 'Standard', 'GlobalStandard', "
         "'DeveloperTier' or 'ProvisionedManaged' (got \"Provisioned\")",
