@@ -13,6 +13,7 @@ from rich.console import Console
 
 from shared.console.display import stderr_console, stdout_console
 from shared.console.errors import ConsoleError, ExitCode
+from shared.console.reachability import Endpoint, unreachable_local_endpoints
 from shared.console.settings_file import LoadedSettings, load_settings
 
 if TYPE_CHECKING:
@@ -48,11 +49,15 @@ class Session:
 
     def services(self) -> AppServices:
         if self._services is None:
+            settings = self.settings()
+            refused = unreachable_local_endpoints(settings)
+            if refused:
+                raise ConsoleError(local_azure_down(refused, self.loaded()), ExitCode.FAILED)
             # Imported on first use: the SDKs take a second to import, which a mistyped
             # command or model name should not wait for.
             from shared.composition import build_services  # noqa: PLC0415
 
-            self._services = build_services(self.settings())
+            self._services = build_services(settings)
         return self._services
 
     def hosted(self, model: str) -> HostedDeployment:
@@ -64,6 +69,17 @@ class Session:
                 f"unknown hosted model {model!r}; the hosted models are: {known}", ExitCode.USAGE
             )
         return self.services().hosted[model]
+
+
+def local_azure_down(refused: list[Endpoint], loaded: LoadedSettings) -> str:
+    """A stopped local Azure in words: what refused, from where, and how to start it."""
+    listed = ", ".join(f"{endpoint.setting} {endpoint.url}" for endpoint in refused)
+    where = f"the settings file {loaded.path}" if loaded.path else "the environment"
+    return (
+        f"the local Azure is not running: nothing answers at {listed} (from {where}). "
+        "Start it with `make dev` in another terminal and pass the settings it writes: "
+        f"`{PROG} --settings .local/dev.settings.json ...`"
+    )
 
 
 def session_of(ctx: typer.Context) -> Session:
