@@ -21,7 +21,7 @@ from typing import Annotated
 import typer
 from azure.core.exceptions import AzureError
 
-from shared.console import batch_commands, job_commands, model_commands
+from shared.console import batch_commands, job_commands, model_commands, upload_commands
 from shared.console.display import log_to
 from shared.console.errors import ConsoleError, ExitCode
 from shared.console.session import PROG, Session
@@ -38,6 +38,7 @@ app = typer.Typer(
 # Each module adds its commands; the order here is the order of `--help`.
 model_commands.register(app)
 job_commands.register(app)
+upload_commands.register(app)
 batch_commands.register(app)
 
 

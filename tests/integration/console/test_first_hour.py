@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
-from tests.integration.console.test_console import Hosting, one_line
+from shared.composition import AppServices
+from shared.documents.jobs import TERMINAL
+from tests.integration.batch.test_batch_runs import wait_for
+from tests.integration.console.test_console import (  # noqa: F401 - the fixture
+    CONTRACT,
+    Hosting,
+    one_line,
+    processing,
+    setup,
+)
 
 
 def closed_port() -> int:
@@ -45,3 +55,51 @@ def test_a_stopped_local_azure_is_named_at_once_with_its_settings_file(tmp_path:
         assert f"DocumentStorage (BlobEndpoint) http://127.0.0.1:{storage}" in line
         assert f"(from the settings file {path})" in line
         assert "make dev" in line
+
+
+def finished(services: AppServices, job_id: str) -> bool:
+    record = services.jobs.get(job_id)
+    return record is not None and record.status in TERMINAL
+
+
+def test_upload_puts_documents_in_and_their_job_ids_lead_to_the_results(
+    setup: Any,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    hosting, services = setup()
+    files = []
+    for name in ("msa.txt", "nda.txt"):
+        path = tmp_path / name
+        path.write_text(CONTRACT.replace("Supplier", name), encoding="utf-8")
+        files.append(str(path))
+
+    with processing(services) as errors:
+        done = hosting("upload", *files, "--profile", "default", "--json")
+        assert done.returncode == 0, done.stderr
+        uploaded = json.loads(done.stdout)
+        for item in uploaded:
+            wait_for(lambda job=item["job_id"]: finished(services, job), 120, "the upload's job")
+    assert errors == []
+    for item in uploaded:
+        assert hosting.json("job", item["job_id"])["status"] == "succeeded"
+    input_container = services.settings.input_container
+    assert [(item["container"], item["blob"]) for item in uploaded] == [
+        (input_container, "default/msa.txt"),
+        (input_container, "default/nda.txt"),
+    ]
+    assert done.stderr == "", "--json: nothing but the JSON"
+
+    batch = hosting("upload", files[0], "--batch", "default/december")
+    assert batch.returncode == 0, batch.stderr
+    batch_container = services.settings.batch_container
+    assert f"-> {batch_container}/default/december/msa.txt" in batch.stdout
+    assert "1 file(s) uploaded; run them with" in batch.stderr
+    assert "--input-prefix default/december/" in batch.stderr
+    blob = services.blob_service.get_blob_client(batch_container, "default/december/msa.txt")
+    assert blob.download_blob().readall() == (tmp_path / "msa.txt").read_bytes()
+
+    unknown = hosting("upload", files[0], "--profile", "nope")
+    assert unknown.returncode == 2
+    assert "unknown processing profile 'nope'; the profiles are: default" in one_line(unknown)
+    both = hosting("upload", files[0], "--profile", "default", "--batch", "x/")
+    assert both.returncode == 2 and "--profile and --batch together" in one_line(both)
