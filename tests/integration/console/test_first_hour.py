@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def test_upload_puts_documents_in_and_their_job_ids_lead_to_the_results(
         assert done.returncode == 0, done.stderr
         uploaded = json.loads(done.stdout)
         for item in uploaded:
-            wait_for(lambda job=item["job_id"]: finished(services, job), 120, "the upload's job")
+            wait_for(partial(finished, services, item["job_id"]), 120, "the upload's job")
     assert errors == []
     for item in uploaded:
         assert hosting.json("job", item["job_id"])["status"] == "succeeded"
