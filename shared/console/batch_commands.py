@@ -104,7 +104,7 @@ def batch_run(
     if json_output:
         print_json(view)
     else:
-        session.out.print(batch_detail(view))
+        session.out.print(batch_detail(view, datetime.now(UTC)))
     if ended.status == "deadline_reached":
         raise typer.Exit(ExitCode.TIMED_OUT)
     if ended.status != "succeeded":
@@ -136,4 +136,4 @@ def batch_status(
     if json_output:
         print_json(view)
     else:
-        session.out.print(batch_detail(view))
+        session.out.print(batch_detail(view, datetime.now(UTC)))

@@ -165,4 +165,4 @@ def _show_job(session: Session, view: dict[str, Any], *, json_output: bool) -> N
     if json_output:
         print_json(view)
     else:
-        session.out.print(job_detail(view))
+        session.out.print(job_detail(view, datetime.now(UTC)))
