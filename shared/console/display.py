@@ -301,6 +301,40 @@ class UpProgress:
         self._progress.console.print(f"[{elapsed:6.1f} s] {self._deployment}: {text}", markup=False)
 
 
+class DownProgress:
+    """Draws a delete being followed: a spinner with the time taken, a line per Azure state."""
+
+    def __init__(self, console: Console, deployment: str) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._console = console
+        self._deployment = deployment
+        self._task = self._progress.add_task(f"{deployment}: deleting", total=None)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> DownProgress:
+        if self._console.is_terminal:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress.live.is_started:  # stopping one never started prints a blank line
+            self._progress.stop()
+
+    def azure_state(self, state: str | None) -> None:
+        shown = state or "absent"
+        self._progress.update(self._task, description=f"{self._deployment}: Azure: {shown}")
+        elapsed = time.monotonic() - self._started
+        self._progress.console.print(
+            f"[{elapsed:6.1f} s] {self._deployment}: Azure: {shown}", markup=False
+        )
+
+
 # --- jobs -----------------------------------------------------------------------------------
 
 

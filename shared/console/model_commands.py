@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from shared.console.display import (
+    DownProgress,
     UpProgress,
     hold_line,
     lease_line,
@@ -200,11 +201,21 @@ def down(
     """Release the operator hold on MODEL and delete its deployment if nothing else needs it."""
     session = session_of(ctx)
     hosted = session.hosted(model)
+    services = session.services()
     operator = current_operator()
     released = release_operator_hold(hosted)
     if force:
         _confirm_force(session, hosted, released.live_holds(hosted.ledger.now()), yes=yes)
-    result = take_down(hosted, operator=operator, force=force)
+    display = DownProgress(session.err, hosted.spec.name)
+    with display:
+        result = take_down(
+            hosted,
+            services.deployments,
+            operator=operator,
+            force=force,
+            poll_seconds=min(services.settings.management_poll_seconds, MAX_DISPLAY_POLL_SECONDS),
+            on_state=display.azure_state,
+        )
     outcome = result.outcome
     now = hosted.ledger.now()
     holds = result.after.live_holds(now)
@@ -215,6 +226,7 @@ def down(
                 "model": hosted.name,
                 "deployment": hosted.spec.name,
                 "deleted": outcome.deleted,
+                "was_being_deleted": result.was_being_deleted,
                 "kept_because": outcome.kept_because,
                 "reason": outcome.reason,
                 "holds": [hold.model_dump(mode="json") for hold in holds],
@@ -222,6 +234,11 @@ def down(
                 if lease
                 else None,
             }
+        )
+    elif result.was_being_deleted and (outcome.deleted or outcome.kept_because == "absent"):
+        session.out.print(
+            f"{hosted.spec.name} was already being deleted (Azure said Deleting); it is gone now",
+            markup=False,
         )
     elif outcome.deleted:
         # Unforced, the teardown's reason speaks of an idle grace `down` does not wait for.

@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.composition import AppServices
 from shared.documents.jobs import TERMINAL
+from simulator.process import RunningSimulator
 from tests.integration.batch.test_batch_runs import wait_for
 from tests.integration.console.test_console import (  # noqa: F401 - the fixture
     CONTRACT,
@@ -104,3 +105,31 @@ def test_upload_puts_documents_in_and_their_job_ids_lead_to_the_results(
     assert "unknown processing profile 'nope'; the profiles are: default" in one_line(unknown)
     both = hosting("upload", files[0], "--profile", "default", "--batch", "x/")
     assert both.returncode == 2 and "--profile and --batch together" in one_line(both)
+
+
+def test_down_shows_the_delete_and_says_when_azure_was_already_deleting_it(
+    setup: Any,  # noqa: F811 - the fixture imported above
+    sim: RunningSimulator,
+) -> None:
+    hosting, services = setup()
+    assert hosting("up", "default").returncode == 0
+    name = services.settings.deployment_name
+    sim.admin.configure(deletion_seconds=9000)  # 15 s of wall time: Deleting is seen
+    # The app's teardown sends the DELETE and moves on; the operator then forces a `down`.
+    services.deployments.start_delete(name)
+    assert services.deployments.get(name).provisioning_state == "Deleting"
+
+    forced = hosting("down", "default", "--force", "--yes")
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip() == (
+        f"{name} was already being deleted (Azure said Deleting); it is gone now"
+    )
+    progress = forced.stderr.splitlines()
+    assert progress[0].endswith(f"{name}: Azure: Deleting")
+    assert progress[-1].endswith(f"{name}: Azure: absent")
+    assert not services.deployments.get(name).exists
+
+    again = hosting("down", "default", "--force", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"{name} is absent; nothing to delete"
+    assert "deleted" not in again.stdout
