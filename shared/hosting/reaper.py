@@ -65,7 +65,8 @@ class DeploymentReaper:
         reports: list[ReapReport] = []
         why = self._why_list()
         if why is None:
-            logger.info("reaper: every hosted deployment is held or absent; account not listed")
+            # Every pass of a quiet app: DEBUG, so the log shows the passes that did something.
+            logger.debug("reaper: every hosted deployment is held or absent; account not listed")
             return reports
         logger.info("reaper lists the account: %s", why)
         snapshots = self._deployments.list()
@@ -128,6 +129,20 @@ class DeploymentReaper:
                 lambda r: (
                     r.model_copy(update={"state": KnownState.ABSENT})
                     if r.state is KnownState.DELETING and r.live_lease(ledger.now()) is None
+                    else None
+                )
+            )
+            return
+        if record.state is KnownState.UNKNOWN:
+            # Never seen yet (a new app or model), or a re-check asked for: Azure has no such
+            # deployment, so it is absent, and later passes need not list the account for it.
+            seen = record.state_changed
+            ledger.change(
+                lambda r: (
+                    r.model_copy(update={"state": KnownState.ABSENT})
+                    if r.state is KnownState.UNKNOWN
+                    and r.state_changed == seen
+                    and r.live_lease(ledger.now()) is None
                     else None
                 )
             )
