@@ -181,3 +181,16 @@ def reconcile_schedules(timer: func.TimerRequest) -> None:
             outcome.error or outcome.provisioning or ("serving" if outcome.serving else "idle"),
             f"; batch runs {', '.join(outcome.batches_started)}" if outcome.batches_started else "",
         )
+
+
+@app.function_name("sweep_lost_uploads")
+@app.timer_trigger(schedule="%REAPER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def sweep_lost_uploads(timer: func.TimerRequest) -> None:
+    """Process input blobs that have no job after INTAKE_GRACE_SECONDS: their event was lost."""
+    report = get_services().intake.run()
+    if report.recovered:
+        logger.warning(
+            "intake sweep processed %d document(s) whose blob event never arrived: jobs %s",
+            len(report.recovered),
+            ", ".join(report.recovered),
+        )

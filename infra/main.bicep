@@ -286,6 +286,9 @@ var appSettings = {
   SWEEP_GRACE_SECONDS: '60'
   // host.json extensions.queues.maxDequeueCount
   RESUME_MAX_DEQUEUE_COUNT: '5'
+  // The intake sweep: an input blob with no job this long after upload lost its event.
+  INTAKE_GRACE_SECONDS: '600'
+  INTAKE_SWEEP_PAGE_SIZE: '1000'
   BATCH_CONTAINER: batchContainerName
   BATCH_RUNS_CONTAINER: batchRunsContainerName
   BATCH_QUEUE: batchQueueName

@@ -35,6 +35,7 @@ from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
 from shared.documents.engine import DocumentEngine, EngineLimits
+from shared.documents.intake_sweeper import IntakeSweeper, IntakeSweepState
 from shared.documents.job_store import JobStore
 from shared.documents.jobs import JobRecord
 from shared.documents.outcomes import OutcomeStore
@@ -94,6 +95,7 @@ class AppServices:
     batch_starter: BatchStarter
     batch_queue: BatchQueue
     batches_api: BatchesApi
+    intake: IntakeSweeper  # finds input blobs whose event was lost
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -409,8 +411,22 @@ def build_services(
         batch_starter=batch_starter,
         batch_queue=batch_queue,
         batches_api=BatchesApi(batches),
+        intake=IntakeSweeper(
+            input_container=blob_service.get_container_client(settings.input_container),
+            state=JsonBlobStore(jobs_container, IntakeSweepState),
+            jobs=jobs,
+            process_blob=engine.process_blob,
+            clock=clock,
+            grace=timedelta(seconds=settings.intake_grace_seconds),
+            page_size=settings.intake_sweep_page_size,
+            budget_seconds=INTAKE_SWEEP_BUDGET_SECONDS,
+        ),
     )
 
+
+# One intake pass stops handing documents to the engine after this long (a warm deployment
+# answers inline); what is left is found by the next pass.
+INTAKE_SWEEP_BUDGET_SECONDS = 300.0
 
 _services: AppServices | None = None
 _services_lock = threading.Lock()

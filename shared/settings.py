@@ -105,6 +105,10 @@ class AppSettings(BaseSettings):
     park_max_seconds: float = Field(300, gt=0, alias="PARK_MAX_SECONDS")
     sweep_grace_seconds: float = Field(60, ge=0, alias="SWEEP_GRACE_SECONDS")
     resume_max_dequeue_count: int = Field(5, ge=1, alias="RESUME_MAX_DEQUEUE_COUNT")
+    # The intake sweep (on REAPER_SCHEDULE): an input blob with no job this long after its
+    # upload lost its event, and is processed by the sweep.
+    intake_grace_seconds: float = Field(600, ge=0, alias="INTAKE_GRACE_SECONDS")
+    intake_sweep_page_size: int = Field(1000, ge=1, le=5000, alias="INTAKE_SWEEP_PAGE_SIZE")
     max_job_attempts: int = Field(5, ge=1, alias="MAX_JOB_ATTEMPTS")
 
     # --- Inference --------------------------------------------------------------------------
