@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
-from shared.console.display import batch_detail, job_detail, jobs_table, moment, number
+from shared.console.display import batch_detail, job_detail, jobs_table, log_time, moment, number
 from shared.documents.jobs import new_job
 
 NOW = datetime(2026, 12, 3, 17, 15, 21, tzinfo=UTC)
@@ -62,3 +62,10 @@ def test_job_history_and_batch_times_and_counters_are_rounded() -> None:
     assert "processing_seconds 3.8" in text and "3.84" not in text
     assert "17:15:18Z" in text and ".734" not in text
     assert number(12) == "12"
+
+
+def test_verbose_log_lines_use_the_same_clock_to_the_second() -> None:
+    shown = log_time(datetime(2026, 12, 3, 17, 15, 17, 734_512, tzinfo=UTC)).plain
+    local = datetime(2026, 12, 3, 17, 15, 18, tzinfo=UTC).astimezone()
+    assert shown == local.strftime("%Y-%m-%d %H:%M:%S %Z")
+    assert "/" not in shown, "not the 12/03/26 of the default log format"
