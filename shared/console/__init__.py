@@ -10,6 +10,8 @@ rich tables and progress for people, JSON for scripts, exit codes that mean some
 - `session`: what every command shares (settings file, consoles, services, common options).
 - `model_commands`: `status`, `schedule`, `up`, `down`.
 - `job_commands`: `submit`, `jobs`, `job`.
+- `upload_commands`: `upload` (documents into the input container or a batch prefix).
+- `reachability`: whether the local Azure the settings point at answers, asked first.
 - `batch_commands`: `batch run`, `batch status`.
 - `flows`: what each command does, as an order of calls on the services (no rules of its own).
 - `status`: a hosted model's status as plain values (pure).
