@@ -53,7 +53,7 @@ def upload(
     files: Annotated[
         list[Path],
         typer.Argument(
-            metavar="FILE...",
+            metavar="FILE",
             exists=True,
             dir_okay=False,
             readable=True,
