@@ -65,8 +65,10 @@ demo: install
 # `.venv/bin/hosting --settings .local/dev.settings.json status` in another terminal. To run
 # it against your own settings instead: cp local.settings.sample.json local.settings.json,
 # edit it, then `.venv/bin/python -m scripts.functions_host`.
+# DEV_PORT: the HTTP port (`make dev DEV_PORT=7072` when 7071 is taken).
+DEV_PORT ?= 7071
 dev: install
-	@$(PY) -m scripts.functions_host --local-azure --settings-out .local/dev.settings.json
+	@$(PY) -m scripts.functions_host --local-azure --port $(DEV_PORT) --settings-out .local/dev.settings.json
 
 simulator: install
 	$(PY) -m simulator

@@ -234,3 +234,16 @@ def operations(req: func.HttpRequest) -> func.HttpResponse:
 def get_report(req: func.HttpRequest) -> func.HttpResponse:
     """The savings report (JSON, or its chart with format=png|svg); see shared/api/report.py."""
     return get_services().report_api.get(req)
+
+
+@app.function_name("sweep_lost_uploads")
+@app.timer_trigger(schedule="%REAPER_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def sweep_lost_uploads(timer: func.TimerRequest) -> None:
+    """Process input blobs that have no job after INTAKE_GRACE_SECONDS: their event was lost."""
+    report = get_services().intake.run()
+    if report.recovered:
+        logger.warning(
+            "intake sweep processed %d document(s) whose blob event never arrived: jobs %s",
+            len(report.recovered),
+            ", ".join(report.recovered),
+        )

@@ -19,7 +19,40 @@ targetScope = 'subscription'
 param environmentName string
 
 @minLength(1)
-@description('Region of the app\'s resources. Must offer Flex Consumption.')
+@description('Region of the app\'s resources: one that offers Flex Consumption (the list of the azd Flex Consumption quickstarts; `az functionapp list-flexconsumption-locations` gives the current one). The Azure OpenAI account may be elsewhere.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
 @metadata({
   azd: {
     type: 'location'
@@ -56,9 +89,12 @@ param openAiLocation string = ''
 @description('Data-plane endpoint override; empty: https://<custom subdomain>.openai.azure.com/.')
 param openAiEndpoint string = ''
 
-@description('Role that lets the app create and delete deployments. CognitiveServicesContributor is certain to cover delete; see app/openai-access.bicep.')
-@allowed(['CognitiveServicesContributor', 'CognitiveServicesOpenAIContributor'])
-param deploymentManagerRole string = 'CognitiveServicesContributor'
+@description('Role that lets the app create, delete and call deployments: CognitiveServicesOpenAIContributor (no key access); see app/openai-access.bicep.')
+@allowed(['CognitiveServicesOpenAIContributor', 'CognitiveServicesContributor'])
+param deploymentManagerRole string = 'CognitiveServicesOpenAIContributor'
+
+@description('Give whoever runs azd (principalId) the roles of the README\'s operator: Cognitive Services OpenAI Contributor on the account (for `hosting status|up|down`), blob and queue data on the storage account.')
+param grantOperatorRoles bool = true
 
 // --- The hosted models the app creates and deletes deployments of ---------------------------
 // Either a hosted-models file deployed with the app (several models; see hosting.example.toml),
@@ -103,6 +139,28 @@ param reaperSchedule string = '0 * * * * *'
 @description('NCRONTAB schedule of the schedules reconciler timer (UTC); windows are evaluated in their own time zones in code.')
 param scheduleReconcileSchedule string = '0 * * * * *'
 
+// --- Retention (storage lifecycle rules) ------------------------------------------------------
+
+@minValue(1)
+@description('Days each version\'s own outcome (versions/ in the output container) is kept after it was written.')
+param outcomeVersionsRetentionDays int = 90
+
+@minValue(1)
+@description('Days a job record (GET /api/jobs/{id}, `hosting job`) is kept after its last change.')
+param jobRecordsRetentionDays int = 30
+
+@minValue(1)
+@description('Days a parked job\'s copy of its document (payloads/ in the jobs container) is kept; a job is final long before.')
+param payloadsRetentionDays int = 7
+
+@minValue(1)
+@description('Days batch run records and summaries are kept.')
+param batchRunsRetentionDays int = 90
+
+@minValue(1)
+@description('Days an undeliverable blob event is kept in the dead-letter container.')
+param deadLetterRetentionDays int = 30
+
 // --- Names -------------------------------------------------------------------------------------
 
 param inputContainerName string = 'documents-in'
@@ -121,6 +179,8 @@ param batchRunsContainerName string = 'batch-runs'
 param batchQueueName string = 'batch-continuations'
 @description('Container of the hosting log: one append blob per hosted model and UTC day, read by the savings report.')
 param hostingLogContainerName string = 'hosting-log'
+@description('Container Event Grid writes blob events to when it cannot deliver them (after 24 hours of retries).')
+param deadLetterContainerName string = 'eventgrid-deadletter'
 
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -179,6 +239,7 @@ module storage './app/storage.bicep' = {
       batchOutputContainerName
       batchRunsContainerName
       hostingLogContainerName
+      deadLetterContainerName
       deploymentContainerName
     ]
     queueNames: [
@@ -191,6 +252,15 @@ module storage './app/storage.bicep' = {
       'webjobs-blobtrigger-poison'
     ]
     systemTopicName: '${abbrs.eventGridSystemTopics}${resourceToken}'
+    deadLetterContainerName: deadLetterContainerName
+    logAnalyticsWorkspaceName: monitoring.outputs.logAnalyticsName
+    lifecycleRules: [
+      { name: 'outcome-versions', prefix: '${outputContainerName}/versions/', days: outcomeVersionsRetentionDays }
+      { name: 'job-records', prefix: '${jobsContainerName}/', days: jobRecordsRetentionDays }
+      { name: 'job-payloads', prefix: '${jobsContainerName}/payloads/', days: payloadsRetentionDays }
+      { name: 'batch-runs', prefix: '${batchRunsContainerName}/', days: batchRunsRetentionDays }
+      { name: 'dead-letters', prefix: '${deadLetterContainerName}/', days: deadLetterRetentionDays }
+    ]
   }
 }
 
@@ -206,13 +276,17 @@ module openAi './app/openai.bicep' = if (createOpenAiAccount) {
 
 module openAiAccess './app/openai-access.bicep' = {
   // Deployed into the account's resource group, which other environments may share: a name of
-  // this environment's own keeps their deployment records apart.
+  // this environment's own keeps their deployment records apart. Being a deployment THERE, it
+  // needs Microsoft.Resources/deployments/write on that group from whoever provisions
+  // (Contributor on it), besides the right to assign roles on the account (see the README).
   name: 'openai-access-${resourceToken}'
   scope: resourceGroup(openAiSubscription, openAiResourceGroup)
   params: {
     accountName: openAiAccount
     identityPrincipalId: identity.outputs.principalId
     deploymentManagerRole: deploymentManagerRole
+    operatorPrincipalId: grantOperatorRoles ? principalId : ''
+    operatorPrincipalType: principalType
   }
   dependsOn: [
     openAi
@@ -226,7 +300,7 @@ module rbac './app/rbac.bicep' = {
     storageAccountName: storage.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     identityPrincipalId: identity.outputs.principalId
-    userPrincipalId: principalId
+    userPrincipalId: grantOperatorRoles ? principalId : ''
     userPrincipalType: principalType
   }
 }
@@ -292,6 +366,9 @@ var appSettings = {
   SWEEP_GRACE_SECONDS: '60'
   // host.json extensions.queues.maxDequeueCount
   RESUME_MAX_DEQUEUE_COUNT: '5'
+  // The intake sweep: an input blob with no job this long after upload lost its event.
+  INTAKE_GRACE_SECONDS: '600'
+  INTAKE_SWEEP_PAGE_SIZE: '1000'
   BATCH_CONTAINER: batchContainerName
   BATCH_OUTPUT_CONTAINER: batchOutputContainerName
   BATCH_RUNS_CONTAINER: batchRunsContainerName
@@ -346,3 +423,5 @@ output AOAI_RESOURCE_GROUP string = openAiResourceGroup
 output AOAI_ACCOUNT_NAME string = openAiAccount
 output AOAI_ACCOUNT_ID string = openAiAccess.outputs.accountId
 output OWNER_TAG string = ownerTag
+output DEAD_LETTER_CONTAINER_NAME string = deadLetterContainerName
+output AZURE_STORAGE_ACCOUNT_ID string = storage.outputs.resourceId

@@ -36,7 +36,9 @@ def check_node_runtime() -> str | None:
     """Node.js alone, as running Azurite needs it."""
     node = shutil.which("node")
     if node is None:
-        return "node is not installed: Azurite needs Node.js 18 to 20 (apt-get install nodejs npm)."
+        return (
+            "node is not installed: Azurite needs Node.js 18 or newer (apt-get install nodejs npm)."
+        )
     version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
     text = version.stdout.strip().lstrip("v")
     try:

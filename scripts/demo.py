@@ -272,6 +272,15 @@ def run_per_document(azure: LocalAzure, say: Timeline, folder: Path) -> dict[str
     from shared.composition import build_services  # noqa: PLC0415
     from shared.settings import AppSettings  # noqa: PLC0415
 
+    say(
+        "for comparison, the same three documents the per-document way (each gets its own "
+        "deployment, deleted as soon as it is done), on a fresh local Azure:"
+    )
+    say(
+        "  with per-minute billing, three documents that arrive together cost less this way "
+        "than a deployment kept for an idle grace; the grace pays when more documents follow "
+        "within it, and always under per-started-hour billing (see the bill below)"
+    )
     azure.simulator.admin.reset()
     folder.mkdir(exist_ok=True)
     catalog = write_catalog(folder, grace_minutes=dict.fromkeys(DEPLOYMENTS, 0.0))
@@ -291,9 +300,14 @@ def run_per_document(azure: LocalAzure, say: Timeline, folder: Path) -> dict[str
     ):
         outcome = services.engine.process_blob("per-document-in", blob, text.encode())
         status = finish_parked(services, outcome.job_id) if outcome.parked else outcome.status
-        exists = services.deployments.get(DEPLOYMENTS[model]).exists
-        after = "deployment still up after it" if exists else "deployment deleted after it"
-        say(f"per-document strategy: {blob} {status}, {after}")
+        snapshot = services.deployments.get(DEPLOYMENTS[model])
+        if not snapshot.exists:
+            after = "its deployment is gone"
+        elif snapshot.provisioning_state == "Deleting":
+            after = "its deployment is being deleted (idle grace 0)"
+        else:
+            after = f"its deployment is still {snapshot.provisioning_state}"
+        say(f"per-document: {blob} {status}; {after}")
     return azure.simulator.admin.billing()
 
 

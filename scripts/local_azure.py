@@ -67,6 +67,7 @@ class LocalAzure:
             "EXPECTED_PROVISION_SECONDS": scaled(300),
             "PARK_MAX_SECONDS": scaled(300),
             "SWEEP_GRACE_SECONDS": scaled(60),
+            "INTAKE_GRACE_SECONDS": scaled(600),
             "NOT_FOUND_RETRY_SECONDS": scaled(60),
             "BATCH_HOLD_SECONDS": scaled(600),
             # The simulator's rate-limit minute, so a batch paces to its windows.

@@ -43,6 +43,7 @@ from shared.cost.log import HostingLog, HostingLogReader
 from shared.cost.reporting import SavingsReports
 from shared.cost.usage import UsageReader
 from shared.documents.engine import DocumentEngine, EngineLimits
+from shared.documents.intake_sweeper import IntakeSweeper, IntakeSweepState
 from shared.documents.job_store import JobStore
 from shared.documents.job_store import index_tags as job_index_tags
 from shared.documents.jobs import JobRecord
@@ -110,6 +111,7 @@ class AppServices:
     # The savings report, from the hosting log and the job and batch records.
     reports: SavingsReports
     report_api: ReportApi
+    intake: IntakeSweeper  # finds input blobs whose event was lost
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -514,8 +516,22 @@ def build_services(
         ),
         reports=reports,
         report_api=ReportApi(reports),
+        intake=IntakeSweeper(
+            input_container=blob_service.get_container_client(settings.input_container),
+            state=JsonBlobStore(jobs_container, IntakeSweepState),
+            jobs=jobs,
+            process_blob=engine.process_blob,
+            clock=clock,
+            grace=timedelta(seconds=settings.intake_grace_seconds),
+            page_size=settings.intake_sweep_page_size,
+            budget_seconds=INTAKE_SWEEP_BUDGET_SECONDS,
+        ),
     )
 
+
+# One intake pass stops handing documents to the engine after this long (a warm deployment
+# answers inline); what is left is found by the next pass.
+INTAKE_SWEEP_BUDGET_SECONDS = 300.0
 
 _services: AppServices | None = None
 _services_lock = threading.Lock()

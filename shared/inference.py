@@ -83,7 +83,11 @@ class NotAuthorized(RequestRejected):
         super().__init__("not_authorized", reason)
 
 
-INFERENCE_ROLE = "Cognitive Services OpenAI User (5e0bd9bd-7b93-4f28-af87-19fc36ad61bd)"
+# The role infra/ gives the app covers inference too; OpenAI User is inference alone.
+INFERENCE_ROLE = (
+    "Cognitive Services OpenAI Contributor (a001fd3d-188f-4b5d-821b-7da978bf7442) or, for "
+    "inference alone, Cognitive Services OpenAI User (5e0bd9bd-7b93-4f28-af87-19fc36ad61bd)"
+)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.batch.locations import container_overlaps
@@ -102,6 +111,10 @@ class AppSettings(BaseSettings):
     park_max_seconds: float = Field(300, gt=0, alias="PARK_MAX_SECONDS")
     sweep_grace_seconds: float = Field(60, ge=0, alias="SWEEP_GRACE_SECONDS")
     resume_max_dequeue_count: int = Field(5, ge=1, alias="RESUME_MAX_DEQUEUE_COUNT")
+    # The intake sweep (on REAPER_SCHEDULE): an input blob with no job this long after its
+    # upload lost its event, and is processed by the sweep.
+    intake_grace_seconds: float = Field(600, ge=0, alias="INTAKE_GRACE_SECONDS")
+    intake_sweep_page_size: int = Field(1000, ge=1, le=5000, alias="INTAKE_SWEEP_PAGE_SIZE")
     max_job_attempts: int = Field(5, ge=1, alias="MAX_JOB_ATTEMPTS")
 
     # --- Inference --------------------------------------------------------------------------
@@ -139,16 +152,13 @@ class AppSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _storage_is_configured(self) -> AppSettings:
-        if self.storage_connection_string is None and self.storage_blob_service_uri is None:
-            raise ValueError(
-                "no storage configured: set DocumentStorage (a connection string) or "
-                "DocumentStorage__blobServiceUri (identity-based connection)"
-            )
-        if self.storage_connection_string is None and self.storage_queue_service_uri is None:
-            raise ValueError(
-                "an identity-based DocumentStorage connection needs "
-                "DocumentStorage__queueServiceUri too (the resume queue lives there)"
-            )
+        problem = _storage_problem(
+            connection=self.storage_connection_string is not None,
+            blob_uri=self.storage_blob_service_uri is not None,
+            queue_uri=self.storage_queue_service_uri is not None,
+        )
+        if problem:
+            raise PydanticCustomError("settings", problem)
         return self
 
     @model_validator(mode="after")
@@ -171,6 +181,30 @@ class AppSettings(BaseSettings):
         self._catalog = self._load_catalog()
         return self
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem_at_once(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # Defined after the other validators so that it wraps them all. pydantic stops at the
+        # first failing stage (fields, then each model validator in turn), which would report
+        # missing names, then storage, then the hosted models, one round at a time. The
+        # declaration problems are found from the raw values instead, so one attempt lists all.
+        try:
+            return handler(data)
+        except ValidationError as error:
+            if not isinstance(data, dict):
+                raise
+            found = error.errors()
+            said = {detail["msg"] for detail in found}
+            extra = [problem for problem in declaration_problems(data) if problem not in said]
+            if not extra:
+                raise
+            details: list[InitErrorDetails] = [_again(detail) for detail in found]
+            details += [
+                InitErrorDetails(type=PydanticCustomError("settings", problem), loc=(), input=data)
+                for problem in extra
+            ]
+            raise ValidationError.from_exception_data(cls.__name__, details) from None
+
     @property
     def catalog(self) -> Catalog:
         """The hosted models and the profiles that route to them."""
@@ -183,24 +217,19 @@ class AppSettings(BaseSettings):
             max_lifetime_seconds=self.max_deployment_lifetime_seconds,
             context_tokens=self.model_context_tokens,
         )
+        problem = _hosted_models_problem(
+            config_file=self.hosting_config_file is not None, model=self.model_name is not None
+        )
+        if problem:
+            raise PydanticCustomError("settings", problem)
         if self.hosting_config_file is not None:
-            if self.model_name is not None:
-                raise ValueError(
-                    "both HOSTING_CONFIG_FILE and FINE_TUNED_MODEL are set: the file declares "
-                    "the hosted models, so remove FINE_TUNED_MODEL (and the other single-model "
-                    "settings), or remove HOSTING_CONFIG_FILE to host that one model"
-                )
             path = Path(self.hosting_config_file)
             return load_catalog(
                 path if path.is_absolute() else APP_ROOT / path,
                 defaults,
                 profiles_json=self.processing_profiles,
             )
-        if self.model_name is None:
-            raise ValueError(
-                "no hosted model declared: set HOSTING_CONFIG_FILE to a TOML file declaring "
-                "the models (see the README), or FINE_TUNED_MODEL for a single model"
-            )
+        assert self.model_name is not None, "checked above"
         return single_model_catalog(
             deployment=self.deployment_name,
             fine_tuned_model=self.model_name,
@@ -210,6 +239,63 @@ class AppSettings(BaseSettings):
             defaults=defaults,
             profiles_json=self.processing_profiles,
         )
+
+
+def declaration_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with how storage and the hosted models are declared, from raw values."""
+    present = {key.lower() for key, value in values.items() if value not in (None, "")}
+    problems = [
+        _storage_problem(
+            connection=bool(present & {"documentstorage", "document_storage"}),
+            blob_uri="documentstorage__blobserviceuri" in present,
+            queue_uri="documentstorage__queueserviceuri" in present,
+        ),
+        _hosted_models_problem(
+            config_file="hosting_config_file" in present, model="fine_tuned_model" in present
+        ),
+    ]
+    return [problem for problem in problems if problem]
+
+
+def _storage_problem(*, connection: bool, blob_uri: bool, queue_uri: bool) -> str | None:
+    if not connection and not blob_uri:
+        return (
+            "no storage configured: set DocumentStorage (a connection string) or "
+            "DocumentStorage__blobServiceUri (identity-based connection)"
+        )
+    if not connection and not queue_uri:
+        return (
+            "an identity-based DocumentStorage connection needs "
+            "DocumentStorage__queueServiceUri too (the resume queue lives there)"
+        )
+    return None
+
+
+def _hosted_models_problem(*, config_file: bool, model: bool) -> str | None:
+    if config_file and model:
+        return (
+            "both HOSTING_CONFIG_FILE and FINE_TUNED_MODEL are set: the file declares "
+            "the hosted models, so remove FINE_TUNED_MODEL (and the other single-model "
+            "settings), or remove HOSTING_CONFIG_FILE to host that one model"
+        )
+    if not config_file and not model:
+        return (
+            "no hosted model declared: set HOSTING_CONFIG_FILE to a TOML file declaring "
+            "the models (see the README), or FINE_TUNED_MODEL for a single model"
+        )
+    return None
+
+
+def _again(detail: Any) -> InitErrorDetails:
+    """A reported error as pydantic takes it back to raise it again."""
+    if detail["type"] == "settings":  # our own: rebuilt from its message
+        return InitErrorDetails(
+            type=PydanticCustomError("settings", detail["msg"]), loc=(), input=detail["input"]
+        )
+    again = InitErrorDetails(type=detail["type"], loc=detail["loc"], input=detail["input"])
+    if "ctx" in detail:
+        again["ctx"] = detail["ctx"]
+    return again
 
 
 @lru_cache(maxsize=1)

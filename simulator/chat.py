@@ -13,7 +13,11 @@ Answers are deterministic functions of the request: a digest of the messages nam
 (`sim-answer-<8 hex>`) and the plain-text answer echoes the first 80 characters of the last user
 message. `response_format` json_object yields `{"answer", "digest"}`; json_schema yields a
 document built from the schema (every property, first enum value, one array item), so it
-validates. The answer's length in tokens is measured like prompts (ceil(characters / 4)); an
+validates, except the question-answers schema (`{"answers": [{"question", "answer"}]}`), which is
+answered as a model told to copy each question does: one entry per numbered question of the
+prompt (the list after "Questions:", else the numbered lines that end the last user message),
+the question copied. The answer's length in tokens is measured like prompts
+(ceil(characters / 4)); an
 answer longer than `max_tokens` is cut to `max_tokens` x 4 characters - cut JSON for the JSON
 formats, as Azure returns it - and reports `finish_reason` "length" instead of "stop".
 A message containing `SIMULATOR:REFUSE` trips the simulated content filter.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, overload
@@ -346,7 +351,18 @@ def answer(request: ChatRequest) -> ChatAnswer:
         content = json.dumps({"answer": f"Simulated answer to: {echo}", "digest": label})
     elif kind == "json_schema":
         spec = (request.response_format or {}).get("json_schema") or {}
-        content = json.dumps(_schema_document(spec, label), allow_nan=False)
+        asked = questions_asked(request) if _asks_for_answers(spec) else []
+        if asked:
+            # As a model told to copy each question does: one answer per question, in order.
+            document: Any = {
+                "answers": [
+                    {"question": question, "answer": f"Simulated answer {label} to: {question}"}
+                    for question in asked
+                ]
+            }
+        else:
+            document = _schema_document(spec, label)
+        content = json.dumps(document, allow_nan=False)
     else:
         content = f"Simulated answer {label}. You said: {echo}"
     finish_reason = FINISH_STOP
@@ -361,6 +377,53 @@ def answer(request: ChatRequest) -> ChatAnswer:
         completion_tokens=text_tokens(content),
         finish_reason=finish_reason,
     )
+
+
+# A numbered line of a "Questions:" list in a prompt: "2. When are proposals due?".
+_QUESTION_LINE = re.compile(r"^\s*\d+\.\s+(\S.*?)\s*$")
+
+
+def _asks_for_answers(spec: Mapping[str, Any]) -> bool:
+    """A schema of {"answers": [{"question", "answer"}]}: the app's question-answers format."""
+    schema = spec.get("schema")
+    if not isinstance(schema, Mapping):
+        return False
+    answers = (schema.get("properties") or {}).get("answers")
+    items = answers.get("items") if isinstance(answers, Mapping) else None
+    properties = items.get("properties") if isinstance(items, Mapping) else None
+    return isinstance(properties, Mapping) and {"question", "answer"} <= properties.keys()
+
+
+def questions_asked(request: ChatRequest) -> list[str]:
+    """The numbered questions of the prompt: the list after its last "Questions:" line, else
+    the last numbered list (1., 2., ...) of the last user message."""
+    texts = [message_text(message) for message in request.messages]
+    for text in reversed(texts):
+        if "Questions:" in text:
+            after = _numbered_lists(text.rsplit("Questions:", 1)[1].splitlines())
+            return after[0] if after else []
+    last_user = next(
+        (message_text(m) for m in reversed(request.messages) if m.get("role") == "user"), ""
+    )
+    lists = _numbered_lists(last_user.splitlines())
+    return lists[-1] if lists else []
+
+
+def _numbered_lists(lines: list[str]) -> list[list[str]]:
+    """Every run of lines numbered 1., 2., ... in `lines`, in order."""
+    runs: list[list[str]] = []
+    current: list[str] = []
+    for line in lines:
+        match = _QUESTION_LINE.match(line)
+        if match is not None and line.strip().startswith(f"{len(current) + 1}."):
+            current.append(match.group(1))
+            continue
+        if current:
+            runs.append(current)
+        current = [match.group(1)] if match is not None and line.strip().startswith("1.") else []
+    if current:
+        runs.append(current)
+    return runs
 
 
 class SchemaTooLarge(ValueError):

@@ -21,6 +21,15 @@ param queueNames array
 
 param systemTopicName string
 
+@description('Container Event Grid dead-letters undeliverable blob events to (one of containerNames).')
+param deadLetterContainerName string
+
+@description('Log Analytics workspace that receives the system topic\'s delivery failures.')
+param logAnalyticsWorkspaceName string
+
+@description('Lifecycle rules: {name, prefix (container/path), days}: blobs under the prefix are deleted that many days after their last change.')
+param lifecycleRules array
+
 @description('Days a deleted or overwritten blob, and a deleted container, can be restored.')
 param softDeleteDays int = 7
 
@@ -107,9 +116,102 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: systemTopicName
   location: location
   tags: tags
+  // Its own identity writes undeliverable events to the dead-letter container: shared keys are
+  // off, so Event Grid needs a data role like any other client.
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     source: storage.id
     topicType: 'Microsoft.Storage.StorageAccounts'
+  }
+}
+
+// Storage Blob Data Contributor, on the dead-letter container only.
+var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: deadLetterContainerName
+}
+
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, systemTopic.id, storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
+    principalId: systemTopic.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+  dependsOn: [
+    containers
+  ]
+}
+
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
+  name: logAnalyticsWorkspaceName
+}
+
+// Delivery failures and dead-lettered events show in Log Analytics (AegDeliveryFailureLogs,
+// AegDataPlaneRequests) and in the topic's metrics: what to look at when uploads do nothing.
+resource systemTopicDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: systemTopic
+  properties: {
+    workspaceId: logAnalytics.id
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
+
+// Storage grows without limit otherwise: every version's outcome, every job record, batch run
+// records and parked jobs' copies stay for ever. Current outcomes (<name>.result.json) and the
+// hold ledgers are not expired: they are what users and the app read.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        for rule in lifecycleRules: {
+          name: rule.name
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                rule.prefix
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: rule.days
+                }
+              }
+              snapshot: {
+                delete: {
+                  daysAfterCreationGreaterThan: rule.days
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 

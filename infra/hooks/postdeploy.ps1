@@ -23,7 +23,8 @@ if (-not $env:AZURE_FUNCTION_APP_NAME) {
 }
 
 foreach ($name in @('RESOURCE_GROUP', 'AZURE_FUNCTION_APP_NAME', 'AZURE_FUNCTION_APP_HOSTNAME',
-    'BLOB_TRIGGER_FUNCTION_NAME', 'EVENTGRID_SYSTEM_TOPIC_NAME', 'INPUT_CONTAINER_NAME')) {
+    'BLOB_TRIGGER_FUNCTION_NAME', 'EVENTGRID_SYSTEM_TOPIC_NAME', 'INPUT_CONTAINER_NAME',
+    'AZURE_STORAGE_ACCOUNT_ID', 'DEAD_LETTER_CONTAINER_NAME')) {
   if (-not [Environment]::GetEnvironmentVariable($name)) {
     Write-Error "postdeploy: $name is not set: run azd provision first"
     exit 1
@@ -58,6 +59,10 @@ az eventgrid system-topic event-subscription create `
   --endpoint "`"$endpoint`"" `
   --included-event-types Microsoft.Storage.BlobCreated `
   --subject-begins-with $subjectPrefix `
+  --max-delivery-attempts 30 `
+  --event-ttl 1440 `
+  --deadletter-identity systemassigned `
+  --deadletter-identity-endpoint "$($env:AZURE_STORAGE_ACCOUNT_ID)/blobServices/default/containers/$($env:DEAD_LETTER_CONTAINER_NAME)" `
   --output none
 if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 

@@ -33,6 +33,8 @@ fi
 : "${BLOB_TRIGGER_FUNCTION_NAME:?is not set: run azd provision first}"
 : "${EVENTGRID_SYSTEM_TOPIC_NAME:?is not set: run azd provision first}"
 : "${INPUT_CONTAINER_NAME:?is not set: run azd provision first}"
+: "${AZURE_STORAGE_ACCOUNT_ID:?is not set: run azd provision first}"
+: "${DEAD_LETTER_CONTAINER_NAME:?is not set: run azd provision first}"
 
 # The key appears when the host first starts with the blob extension; on a cold Flex
 # Consumption app that can take a minute or two after the deploy.
@@ -53,6 +55,9 @@ while :; do
   sleep 15
 done
 
+# An event Event Grid could not deliver for 24 hours goes to the dead-letter container (written
+# with the system topic's own identity, shared keys being off) instead of vanishing; the app's
+# intake sweep processes the blob itself in any case.
 endpoint="https://${AZURE_FUNCTION_APP_HOSTNAME}/runtime/webhooks/blobs?functionName=Host.Functions.${BLOB_TRIGGER_FUNCTION_NAME}&code=${key}"
 # The trailing /blobs/ keeps a container whose name merely starts the same (documents-in-old)
 # out of the filter.
@@ -66,6 +71,10 @@ az eventgrid system-topic event-subscription create \
   --endpoint "$endpoint" \
   --included-event-types Microsoft.Storage.BlobCreated \
   --subject-begins-with "$subject_prefix" \
+  --max-delivery-attempts 30 \
+  --event-ttl 1440 \
+  --deadletter-identity systemassigned \
+  --deadletter-identity-endpoint "${AZURE_STORAGE_ACCOUNT_ID}/blobServices/default/containers/${DEAD_LETTER_CONTAINER_NAME}" \
   --output none
 
 echo "postdeploy: blobs created under ${INPUT_CONTAINER_NAME}/ now trigger ${BLOB_TRIGGER_FUNCTION_NAME}"

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -87,6 +88,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="write the effective app settings here (local.settings.json shape) while the "
         "host runs; removed when it stops",
+    )
+    parser.add_argument(
+        "--log-idle-timers",
+        action="store_true",
+        help="log every timer firing; by default a firing that logged nothing and succeeded "
+        "is logged at DEBUG only (-v shows it)",
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -240,6 +247,7 @@ def main(
                     ),
                 ],
                 shutdown_timeout=args.shutdown_timeout,
+                quiet_timers=not args.log_idle_timers,
             )
             try:
                 code = asyncio.run(_serve(host))
@@ -269,4 +277,33 @@ def local_azure_settings() -> Iterator[dict[str, str]]:
     from scripts.local_azure import local_azure  # noqa: PLC0415
 
     with local_azure() as running:
-        yield running.app_settings()
+        settings = running.app_settings(HOSTING_CONFIG_FILE=DEV_HOSTING_FILE)
+        del settings["FINE_TUNED_MODEL"]  # the file declares the models
+        declared = Path(__file__).resolve().parents[2] / DEV_HOSTING_FILE
+        for line in what_dev_serves(declared, settings["INPUT_CONTAINER"]):
+            logger.info("%s", line)
+        yield settings
+
+
+# The hosted models `make dev` serves: the demo's two, so its documents and profiles work here.
+DEV_HOSTING_FILE = "scripts/dev.hosting.toml"
+
+
+def what_dev_serves(path: Path, input_container: str) -> list[str]:
+    """The models and profiles of a hosted-models file, said plainly for the start of the log."""
+    with path.open("rb") as handle:
+        declared = tomllib.load(handle)
+    models = declared.get("models", {})
+    default_model = declared.get("default_model")
+    profiles = {name: spec.get("model") for name, spec in declared.get("profiles", {}).items()}
+    if default_model:
+        profiles.setdefault("default", default_model)
+    listed_models = ", ".join(
+        f"{name} (deployment {spec.get('deployment')})" for name, spec in models.items()
+    )
+    listed_profiles = ", ".join(f"{name} -> {model}" for name, model in profiles.items())
+    return [
+        f"Hosted models ({DEV_HOSTING_FILE}, as in make demo): {listed_models}",
+        f"Profiles -> model: {listed_profiles}. Upload to {input_container}/<profile>/<file> "
+        'or POST /api/jobs with "profile"; a document naming none uses "default".',
+    ]

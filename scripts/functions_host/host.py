@@ -68,6 +68,7 @@ class LocalFunctionsHost:
         shutdown_timeout: float = 10.0,
         thread_pool_size: int | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        quiet_timers: bool = False,
     ) -> None:
         by_type: dict[type[Any], object] = {}
         for option in options:
@@ -75,7 +76,7 @@ class LocalFunctionsHost:
                 raise TypeError(f"more than one {type(option).__name__} given")
             by_type[type(option)] = option
         self._shutdown_timeout = shutdown_timeout
-        self._invoker = Invoker(thread_pool_size=thread_pool_size)
+        self._invoker = Invoker(thread_pool_size=thread_pool_size, quiet_timers=quiet_timers)
         self.invocations = self._invoker.invocations
         self.functions = index_functions(app, TRIGGER_KINDS.keys(), functions)
         context = HostContext(

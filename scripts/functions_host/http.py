@@ -65,7 +65,8 @@ def bind_http(host: str, port: int) -> socket.socket:
         else:
             reason = os.strerror(exc.errno)
         hint = (
-            " (is another host running? pick another port with --port)"
+            " (is another host running? Stop it, or pick another port: "
+            "`make dev DEV_PORT=7072`, or --port 7072 here)"
             if exc.errno == errno.EADDRINUSE
             else ""
         )

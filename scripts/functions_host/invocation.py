@@ -5,6 +5,11 @@ the event loop and sync ones in a thread pool (`PYTHON_THREADPOOL_THREAD_COUNT`)
 `Executing`/`Executed` log lines with the user's traceback, the `InvocationRecord`s tests,
 the demo and the benchmarks read (each with the handler's own wall time), and tracking
 invocation tasks so the host can drain them on stop.
+
+Quiet invocations (timers, when the host is asked to log only work): their `Executing` line is
+held back until the function itself logs something at the handler's level, and when it logs
+nothing and succeeds, both lines go out at DEBUG, so a timer that found nothing to do every
+few seconds does not bury the work in the log.
 """
 
 from __future__ import annotations
@@ -166,11 +171,46 @@ def _user_traceback(error: BaseException) -> str:
     ).rstrip()
 
 
+@dataclasses.dataclass
+class _HeldBack:
+    """A quiet invocation's `Executing` line, logged once the function logs something."""
+
+    line: tuple[Any, ...]
+    announced: bool = False
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def announce(self) -> None:
+        with self.lock:
+            if self.announced:
+                return
+            self.announced = True
+        logger.info(*self.line)
+
+
+# Set for the duration of a quiet invocation; copied into the thread of a sync handler.
+_HELD_BACK: contextvars.ContextVar[_HeldBack | None] = contextvars.ContextVar(
+    "held_back_invocation", default=None
+)
+
+
+class AnnounceHeldBackInvocations(logging.Filter):
+    """On a handler: a record from a quiet invocation first releases its `Executing` line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        held = _HELD_BACK.get()
+        if held is not None and not held.announced and record.name != logger.name:
+            held.announce()
+        return True
+
+
 class Invoker:
     """Runs invocations for every trigger kind and keeps track of them until they finish."""
 
-    def __init__(self, *, thread_pool_size: int | None = None) -> None:
+    def __init__(self, *, thread_pool_size: int | None = None, quiet_timers: bool = False) -> None:
         self.invocations: deque[InvocationRecord] = deque(maxlen=10_000)
+        self.quiet_timers = quiet_timers
+        self._announcer = AnnounceHeldBackInvocations()
+        self._announced_on: list[logging.Handler] = []
         self._thread_pool_size = thread_pool_size
         self._executor: ThreadPoolExecutor | None = None
         self._sync_calls = _SyncCallTracker()
@@ -185,9 +225,17 @@ class Invoker:
         self._executor = ThreadPoolExecutor(
             max_workers=self._thread_pool_size, thread_name_prefix="functions-host-fn"
         )
+        if self.quiet_timers:
+            # Every handler that will show the app's records shows the line before them.
+            self._announced_on = list(logging.getLogger().handlers)
+            for handler in self._announced_on:
+                handler.addFilter(self._announcer)
 
     def close(self) -> int:
         """Drop the thread pool without waiting; returns how many sync handlers still run."""
+        for handler in self._announced_on:
+            handler.removeFilter(self._announcer)
+        self._announced_on = []
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         return self._sync_calls.running
@@ -200,12 +248,48 @@ class Invoker:
         *,
         retry_count: int = 0,
         max_retry_count: int = 0,
+        quiet: bool = False,
     ) -> tuple[InvocationRecord, Any]:
-        """Call the function with its trigger value; a handler's exception fails the record."""
+        """Call the function with its trigger value; a handler's exception fails the record.
+
+        `quiet` (honoured when the invoker has `quiet_timers`): log the invocation only if the
+        function logs something or fails (see the module's docstring).
+        """
         invocation_id = str(uuid.uuid4())
-        logger.info(
-            "Executing 'Functions.%s' (Reason='%s', Id=%s)", function.name, reason, invocation_id
+        executing = (
+            "Executing 'Functions.%s' (Reason='%s', Id=%s)",
+            function.name,
+            reason,
+            invocation_id,
         )
+        held = _HeldBack(executing) if quiet and self.quiet_timers else None
+        token = _HELD_BACK.set(held)
+        try:
+            if held is None:
+                logger.info(*executing)
+            return await self._invoke(
+                function,
+                value,
+                reason,
+                invocation_id=invocation_id,
+                held=held,
+                retry_count=retry_count,
+                max_retry_count=max_retry_count,
+            )
+        finally:
+            _HELD_BACK.reset(token)
+
+    async def _invoke(
+        self,
+        function: IndexedFunction,
+        value: object,
+        reason: str,
+        *,
+        invocation_id: str,
+        held: _HeldBack | None,
+        retry_count: int,
+        max_retry_count: int,
+    ) -> tuple[InvocationRecord, Any]:
         kwargs: dict[str, Any] = {function.trigger_arg: value}
         if function.wants_context:
             kwargs["context"] = _InvocationContext(
@@ -228,7 +312,18 @@ class Invoker:
         except Exception as exc:
             error = exc
         duration_ms = (time.perf_counter() - started) * 1000
-        if error is None:
+        idle = held is not None and error is None and not held.announced
+        if held is not None and not idle:
+            held.announce()  # a failure is always shown whole
+        if held is not None and idle:
+            logger.debug(*held.line)
+            logger.debug(
+                "Executed 'Functions.%s' (Succeeded, nothing logged, Id=%s, Duration=%.0fms)",
+                function.name,
+                invocation_id,
+                duration_ms,
+            )
+        elif error is None:
             logger.info(
                 "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms)",
                 function.name,

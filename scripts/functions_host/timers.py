@@ -168,7 +168,9 @@ class TimerTriggers(TriggerKind):
 
         async def run() -> InvocationRecord:
             try:
-                record, _ = await self.context.invoker.invoke(timer.function, request, reason)
+                record, _ = await self.context.invoker.invoke(
+                    timer.function, request, reason, quiet=True
+                )
                 return record
             finally:
                 timer.running = False

@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from rich import box
@@ -66,7 +66,12 @@ def _console(*, stderr: bool) -> Console:
 def log_to(console: Console, *, verbose: bool = False) -> None:
     """Send log records through `console`, so they print above a live progress display."""
     handler = RichHandler(
-        console=console, show_path=False, show_time=verbose, markup=False, rich_tracebacks=False
+        console=console,
+        show_path=False,
+        show_time=verbose,
+        markup=False,
+        rich_tracebacks=False,
+        log_time_format=log_time,
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -111,13 +116,58 @@ def span(delta: timedelta) -> str:
     return f"{secs}s"
 
 
-def moment(at: datetime, now: datetime) -> str:
-    """A UTC time, with the date only when it is not today, and how far it is from now."""
-    utc = at.astimezone(UTC)
+def moment(at: datetime, now: datetime, *, zone: tzinfo | None = None) -> str:
+    """One time format everywhere: to the second, local time beside UTC, and how far from now.
+
+    `14:15:18 CET / 13:15:18Z (3s ago)`; the date is added when it is not today, and UTC is
+    shown once when the local zone is UTC. `zone` is the local zone (default: this machine's).
+    """
+    utc = whole_second(at).astimezone(UTC)
+    local = utc.astimezone(zone) if zone is not None else utc.astimezone()
     today = utc.date() == now.astimezone(UTC).date()
-    shown = utc.strftime("%H:%M:%SZ") if today else utc.strftime("%Y-%m-%d %H:%MZ")
+    pattern = "%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S"
+    shown = f"{utc.strftime(pattern)}Z"
+    if local.utcoffset() != utc.utcoffset():
+        local_today = local.date() == now.astimezone(local.tzinfo).date()
+        local_pattern = "%H:%M:%S" if local_today else "%Y-%m-%d %H:%M:%S"
+        shown = f"{local.strftime(local_pattern)} {local.tzname()} / {shown}"
     distance = span(at - now)
     return f"{shown} (in {distance})" if at > now else f"{shown} ({distance} ago)"
+
+
+def instant(at: datetime, *, zone: tzinfo | None = None) -> str:
+    """A date and time in the same format, without the distance: `2027-01-05 07:05:00Z`."""
+    utc = whole_second(at).astimezone(UTC)
+    local = utc.astimezone(zone) if zone is not None else utc.astimezone()
+    shown = f"{utc:%Y-%m-%d %H:%M:%S}Z"
+    if local.utcoffset() != utc.utcoffset():
+        shown = f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()} / {shown}"
+    return shown
+
+
+def whole_second(at: datetime) -> datetime:
+    """`at` rounded to the nearest second (what people read; `--json` keeps the exact value)."""
+    return (at + timedelta(microseconds=500_000)).replace(microsecond=0)
+
+
+def moment_text(text: str, now: datetime) -> str:
+    """An ISO 8601 time from a JSON view in the one format; other text is shown as it is."""
+    try:
+        at = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return text
+    return moment(at if at.tzinfo else at.replace(tzinfo=UTC), now)
+
+
+def number(value: object) -> str:
+    """A counter for people: whole numbers as they are, seconds and rates to one decimal."""
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
+def log_time(at: datetime) -> Text:
+    """The time column of `-v` log lines: the same clock as every table, local with its zone."""
+    local = whole_second(at).astimezone()
+    return Text(local.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -125,7 +175,9 @@ def moment(at: datetime, now: datetime) -> str:
 
 def status_table(rows: Sequence[ModelStatus], now: datetime) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for header in ("model", "deployment", "Azure", "ledger", "up since", "why up", "live holds"):
+    for header in ("model", "deployment"):
+        table.add_column(header, no_wrap=True)
+    for header in ("Azure", "ledger", "up since", "why up", "live holds"):
         table.add_column(header, overflow="fold")
     notes = [_notes(row) for row in rows]
     if any(notes):  # waiting notes and errors are rare: no empty column for them
@@ -165,7 +217,7 @@ def schedule_table(rows: Sequence[ModelSchedule], now: datetime) -> Table:
 
 def reconciler_lines(rows: Sequence[ModelSchedule], now: datetime) -> list[str]:
     """What a reconcile tick at `now` would do, a line per model."""
-    at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    at = instant(now)
     return [f"{row.model} at {at}: {'; '.join(row.actions())}" for row in rows]
 
 
@@ -249,12 +301,48 @@ class UpProgress:
         self._progress.console.print(f"[{elapsed:6.1f} s] {self._deployment}: {text}", markup=False)
 
 
+class DownProgress:
+    """Draws a delete being followed: a spinner with the time taken, a line per Azure state."""
+
+    def __init__(self, console: Console, deployment: str) -> None:
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._console = console
+        self._deployment = deployment
+        self._task = self._progress.add_task(f"{deployment}: deleting", total=None)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> DownProgress:
+        if self._console.is_terminal:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress.live.is_started:  # stopping one never started prints a blank line
+            self._progress.stop()
+
+    def azure_state(self, state: str | None) -> None:
+        shown = state or "absent"
+        self._progress.update(self._task, description=f"{self._deployment}: Azure: {shown}")
+        elapsed = time.monotonic() - self._started
+        self._progress.console.print(
+            f"[{elapsed:6.1f} s] {self._deployment}: Azure: {shown}", markup=False
+        )
+
+
 # --- jobs -----------------------------------------------------------------------------------
 
 
 def jobs_table(records: Iterable[JobRecord], now: datetime) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for header in ("job", "status", "created", "model", "profile", "input"):
+    # An id is copied whole: never folded, however narrow the terminal.
+    table.add_column("job", no_wrap=True, min_width=24)
+    for header in ("status", "created", "model", "profile", "input"):
         table.add_column(header, overflow="fold")
     table.add_column("note", overflow="fold", max_width=48)
     for record in records:
@@ -271,7 +359,7 @@ def jobs_table(records: Iterable[JobRecord], now: datetime) -> Table:
     return table
 
 
-def job_detail(view: dict[str, Any]) -> Group:
+def job_detail(view: dict[str, Any], now: datetime) -> Group:
     """One job for people: its fields, its history, then its result or error record."""
     fields = Table.grid(padding=(0, 2))
     for name in ("job_id", "status", "input", "profile", "model", "attempts", "waiting_reason"):
@@ -285,7 +373,7 @@ def job_detail(view: dict[str, Any]) -> Group:
     for header in ("status", "at", "note"):
         history.add_column(header, overflow="fold")
     for change in view.get("history", []):
-        history.add_row(change["status"], change["at"], change.get("note") or "")
+        history.add_row(change["status"], moment_text(change["at"], now), change.get("note") or "")
     parts: list[Any] = [fields, history]
     if view.get("result") is not None:
         parts.append(Text(f"result ({view['result_blob']}):", style="bold"))
@@ -331,7 +419,8 @@ def batch_line(run: BatchRun) -> str:
 
 def batches_table(runs: Iterable[BatchRun], now: datetime) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for header in ("run", "model", "status", "input", "done", "failed", "skipped", "left"):
+    table.add_column("run", no_wrap=True)
+    for header in ("model", "status", "input", "done", "failed", "skipped", "left"):
         table.add_column(header, overflow="fold")
     table.add_column("started", overflow="fold")
     table.add_column("note", overflow="fold", max_width=48)
@@ -351,7 +440,10 @@ def batches_table(runs: Iterable[BatchRun], now: datetime) -> Table:
     return table
 
 
-def batch_detail(view: dict[str, Any]) -> Group:
+BATCH_TIMES = frozenset({"deadline", "created", "finished"})
+
+
+def batch_detail(view: dict[str, Any], now: datetime) -> Group:
     """One run for people: its fields, then its summary once it ended."""
     fields = Table.grid(padding=(0, 2))
     for name in (
@@ -370,8 +462,10 @@ def batch_detail(view: dict[str, Any]) -> Group:
         "summary_blob",
     ):
         if view.get(name) not in (None, ""):
-            fields.add_row(Text(name.replace("_", " "), style="bold"), str(view[name]))
-    counts = ", ".join(f"{k} {v}" for k, v in view.get("counters", {}).items())
+            value = view[name]
+            shown = moment_text(value, now) if name in BATCH_TIMES else str(value)
+            fields.add_row(Text(name.replace("_", " "), style="bold"), shown)
+    counts = ", ".join(f"{k} {number(v)}" for k, v in view.get("counters", {}).items())
     fields.add_row(Text("counters", style="bold"), counts)
     parts: list[Any] = [fields]
     if view.get("summary") is not None:

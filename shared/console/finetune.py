@@ -76,7 +76,7 @@ def _fine_tuning(ctx: typer.Context, poll_seconds: float) -> FineTuning:
 
 
 def _session_type() -> type[Any]:
-    from shared.console.app import Session  # noqa: PLC0415 - app imports this module
+    from shared.console.session import Session  # noqa: PLC0415 - imported when needed
 
     return Session
 

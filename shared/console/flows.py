@@ -179,11 +179,27 @@ def release_operator_hold(hosted: HostedDeployment) -> LedgerRecord:
 class DownResult:
     outcome: TeardownOutcome
     after: LedgerRecord  # the ledger once done: what still holds the deployment, if anything
+    before: DeploymentSnapshot  # Azure's state when `down` began
+
+    @property
+    def was_being_deleted(self) -> bool:
+        """Azure was already deleting it (the app's teardown sends a DELETE and moves on)."""
+        return self.before.exists and self.before.provisioning_state == "Deleting"
 
 
-def take_down(hosted: HostedDeployment, *, operator: Operator, force: bool) -> DownResult:
-    outcome = hosted.provisioner.delete_now(operator.worker, force=force)
-    return DownResult(outcome=outcome, after=hosted.ledger.read())
+def take_down(
+    hosted: HostedDeployment,
+    deployments: AzureDeployments,
+    *,
+    operator: Operator,
+    force: bool,
+    poll_seconds: float,
+    on_state: Callable[[str | None], None],
+) -> DownResult:
+    """Delete the deployment now and follow the delete, reporting Azure's state as it goes."""
+    with AzureStateWatch(deployments, hosted.spec.name, poll_seconds, on_state) as watch:
+        outcome = hosted.provisioner.delete_now(operator.worker, force=force)
+    return DownResult(outcome=outcome, after=hosted.ledger.read(), before=watch.first)
 
 
 # --- jobs -----------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from shared.console.parsing import DURATION_FORMS, parse_moment
 from shared.cost.report import ALL_MODELS, Billed, PeriodRow, Saving, SavingsReport
 
 if TYPE_CHECKING:
-    from shared.console.app import Session
+    from shared.console.session import Session
 
 WHEN_HELP = (
     "An ISO 8601 date or date-time (UTC unless it names a zone) or a duration ago "

@@ -27,12 +27,18 @@ from shared.console.errors import ConsoleError, ExitCode
 from shared.settings import AppSettings
 
 DEFAULT_SETTINGS_FILE = Path("local.settings.json")
+NO_FILE_HINT = (
+    "no settings file was read: pass one with --settings FILE (`make dev` writes "
+    ".local/dev.settings.json for the local Azure), or create ./local.settings.json from "
+    "local.settings.sample.json"
+)
 
 
 @dataclass(frozen=True)
 class LoadedSettings:
     settings: AppSettings
     source: str  # in words, for messages: where the settings came from
+    path: Path | None = None  # the settings file read, if any
 
 
 def load_settings(path: Path | None) -> LoadedSettings:
@@ -49,8 +55,11 @@ def load_settings(path: Path | None) -> LoadedSettings:
         settings = AppSettings(**values)
     except ValidationError as error:
         problems = [problem for detail in error.errors() for problem in _describe(detail)]
-        raise ConsoleError(settings_problems(source, problems), ExitCode.USAGE) from None
-    return LoadedSettings(settings, source)
+        message = settings_problems(source, problems)
+        if path is None:
+            message += f"\n{NO_FILE_HINT}"
+        raise ConsoleError(message, ExitCode.USAGE) from None
+    return LoadedSettings(settings, source, path)
 
 
 def read_values(path: Path) -> dict[str, str]:

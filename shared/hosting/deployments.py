@@ -31,7 +31,8 @@ from azure.mgmt.core.polling.arm_polling import ARMPolling
 logger = logging.getLogger(__name__)
 
 OWNER_TAG_KEY = "managed-by"
-MANAGEMENT_ROLE = "Cognitive Services Contributor (25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68)"
+# The role infra/ gives the app: deployments read, write, delete and inference, no key access.
+MANAGEMENT_ROLE = "Cognitive Services OpenAI Contributor (a001fd3d-188f-4b5d-821b-7da978bf7442)"
 TRANSITIONAL_STATES = frozenset({"Accepted", "Creating", "Deleting", "Moving"})
 RECREATE_STATES = frozenset({"Failed", "Canceled"})
 FINE_TUNED_MARKER = ".ft-"

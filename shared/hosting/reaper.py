@@ -97,7 +97,8 @@ class DeploymentReaper:
             return reports
         why = self._why_list(records, now)
         if why is None:
-            logger.info("reaper: every hosted deployment is held or absent; account not listed")
+            # Every pass of a quiet app: DEBUG, so the log shows the passes that did something.
+            logger.debug("reaper: every hosted deployment is held or absent; account not listed")
             return reports
         logger.info("reaper lists the account: %s", why)
         asked = self._now()
@@ -218,6 +219,20 @@ class DeploymentReaper:
                     last_seen=max(seen) if seen else None,
                     observed=listed_absent,
                 )
+            return
+        if record.state is KnownState.UNKNOWN:
+            # Never seen yet (a new app or model), or a re-check asked for: Azure has no such
+            # deployment, so it is absent, and later passes need not list the account for it.
+            changed = record.state_changed
+            ledger.change(
+                lambda r: (
+                    r.model_copy(update={"state": KnownState.ABSENT})
+                    if r.state is KnownState.UNKNOWN
+                    and r.state_changed == changed
+                    and r.live_lease(ledger.now()) is None
+                    else None
+                )
+            )
             return
         if record.state is KnownState.READY:
             logger.warning(

@@ -54,7 +54,8 @@ def test_a_refused_management_call_fails_the_job_at_once_naming_the_role(
     assert error["code"] == "not_authorized"
     assert "AuthorizationFailed" in error["reason"]
     assert (
-        "Cognitive Services Contributor (25fbc0a9-bd7c-42a3-aa1a-3b75d497ee68)" in (error["reason"])
+        "Cognitive Services OpenAI Contributor (a001fd3d-188f-4b5d-821b-7da978bf7442)"
+        in error["reason"]
     )
     record = services.jobs.get(outcome.job_id)
     assert record is not None and record.attempts == 1, "no blind re-deliveries"
@@ -73,7 +74,9 @@ def test_a_refused_inference_fails_the_job_at_once_naming_the_role(
     assert error["code"] == "not_authorized"
     assert "PermissionDenied" in error["reason"]
     assert (
-        "Cognitive Services OpenAI User (5e0bd9bd-7b93-4f28-af87-19fc36ad61bd)" in (error["reason"])
+        "Cognitive Services OpenAI Contributor (a001fd3d-188f-4b5d-821b-7da978bf7442) or, for "
+        "inference alone, Cognitive Services OpenAI User (5e0bd9bd-7b93-4f28-af87-19fc36ad61bd)"
+        in error["reason"]
     )
     assert f"account {services.settings.aoai_account_name!r}" in error["reason"]
     assert sim.admin.stats()["data"]["chat"] - before["chat"] == 1, "not retried"

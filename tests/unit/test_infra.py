@@ -196,6 +196,8 @@ def test_the_sample_settings_hold_no_secret() -> None:
 def test_hooks_read_only_what_main_bicep_outputs() -> None:
     outputs = set(parse_bicep(INFRA / "main.bicep")["outputs"])
     for hook in (INFRA / "hooks").iterdir():
+        if hook.stem == "preprovision":
+            continue  # runs before there are outputs: it reads azd environment values
         text = hook.read_text()
         used = set(re.findall(r"\$\{?(?:env:)?([A-Z][A-Z0-9_]+)", text))
         used |= set(re.findall(r"'([A-Z][A-Z0-9_]{5,})'", text))  # the pwsh checks' names
@@ -270,3 +272,90 @@ def test_the_deployed_settings_export_keeps_only_the_apps_settings() -> None:
         check=True,
     )
     assert shell.stdout == listed[1]["value"]
+
+
+def azd_environment_values() -> set[str]:
+    """The azd environment values main.parameters.json maps to the template's parameters."""
+    text = (INFRA / "main.parameters.json").read_text()
+    return set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
+
+
+def test_the_preprovision_hooks_check_only_values_the_parameters_map() -> None:
+    mapped = azd_environment_values()
+    for hook in ("preprovision.sh", "preprovision.ps1"):
+        text = (INFRA / "hooks" / hook).read_text()
+        used = set(re.findall(r"\$\{?(?:env:)?([A-Z][A-Z0-9_]+)", text))
+        assert used, hook
+        assert sorted(used - mapped) == [], hook
+
+
+def test_every_template_parameter_a_user_sets_is_mapped_from_the_azd_environment() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    for name in (
+        "openAiEndpoint",
+        "defaultProfile",
+        "modelContextTokens",
+        "reaperSchedule",
+        "scheduleReconcileSchedule",
+        "jobRecordsRetentionDays",
+        "outcomeVersionsRetentionDays",
+    ):
+        assert name in parameters, name
+    declared = set(parse_bicep(INFRA / "main.bicep")["parameters"])
+    assert sorted(set(parameters) - declared) == []
+
+
+def test_the_app_gets_openai_contributor_and_no_separate_inference_role_by_default() -> None:
+    access = parse_bicep(INFRA / "app" / "openai-access.bicep")
+    role = access["parameters"]["deploymentManagerRole"]
+    assert role["default"] == "CognitiveServicesOpenAIContributor"
+    main = parse_bicep(INFRA / "main.bicep")
+    assert main["parameters"]["deploymentManagerRole"]["default"] == (
+        "CognitiveServicesOpenAIContributor"
+    )
+    # The OpenAI User assignment exists only for the broader, opt-in role.
+    inference = access["resources"]["inference"]["config"]
+    assert "condition" in inference
+    text = (INFRA / "app" / "openai-access.bicep").read_text()
+    only_if_broader = "needsInferenceRole = deploymentManagerRole == 'CognitiveServicesContributor'"
+    assert only_if_broader in text
+    assert "operatorPrincipalId" in access["parameters"], "the operator's role on the account"
+
+
+def test_the_location_is_one_that_offers_flex_consumption() -> None:
+    location = parse_bicep(INFRA / "main.bicep")["parameters"]["location"]
+    assert location["type"] == "string"
+    allowed = allowed_locations()
+    assert {"swedencentral", "eastus", "westeurope"} <= allowed
+    assert "eastus2euap" not in allowed and "chinanorth" not in allowed
+
+
+def allowed_locations() -> set[str]:
+    text = (INFRA / "main.bicep").read_text()
+    block = text.split("@allowed([", 1)[1].split("])", 1)[0]
+    assert "param location string" in text.split("@allowed([", 1)[1].split("\n\n", 1)[0]
+    return set(re.findall(r"'([a-z0-9]+)'", block))
+
+
+def test_storage_expires_what_grows_and_keeps_undeliverable_events() -> None:
+    storage = parse_bicep(INFRA / "app" / "storage.bicep")
+    types = {resource["type"] for resource in storage["resources"].values()}
+    assert "Microsoft.Storage/storageAccounts/managementPolicies" in types
+    assert "Microsoft.Insights/diagnosticSettings" in types
+    topic = storage["resources"]["systemTopic"]["config"]
+    assert topic["identity"]["type"] == "SystemAssigned"
+    main_text = (INFRA / "main.bicep").read_text()
+    for prefix in (
+        "${outputContainerName}/versions/",
+        "${jobsContainerName}/",
+        "${jobsContainerName}/payloads/",
+        "${batchRunsContainerName}/",
+        "${deadLetterContainerName}/",
+    ):
+        assert f"prefix: '{prefix}'" in main_text, prefix
+
+
+def test_azd_is_required_at_a_version_that_deploys_flex_consumption() -> None:
+    text = (ROOT / "azure.yaml").read_text()
+    assert 'azd: ">= 1.10.0"' in text
+    assert "./infra/hooks/preprovision.sh" in text and "./infra/hooks/preprovision.ps1" in text

@@ -44,6 +44,9 @@ OUTPUTS = {
     "AOAI_ACCOUNT_ID": "/subscriptions/sub-1/resourceGroups/rg-ai/providers/"
     "Microsoft.CognitiveServices/accounts/oai-test",
     "OWNER_TAG": "on-demand-hosting",
+    "AZURE_STORAGE_ACCOUNT_ID": "/subscriptions/sub-1/resourceGroups/rg-test/providers/"
+    "Microsoft.Storage/storageAccounts/stabc",
+    "DEAD_LETTER_CONTAINER_NAME": "eventgrid-deadletter",
 }
 
 
@@ -122,3 +125,63 @@ def test_predown_without_a_provisioned_environment_does_nothing(tmp_path: Path) 
     result, calls = run_hook(tmp_path, "predown.sh", AOAI_ACCOUNT_NAME="")
     assert result.returncode == 0, result.stderr
     assert calls == []
+
+
+def test_postdeploy_dead_letters_undeliverable_events_with_the_topics_identity(
+    tmp_path: Path,
+) -> None:
+    result, calls = run_hook(tmp_path, "postdeploy.sh", FAKE_KEY="k")
+    assert result.returncode == 0, result.stderr
+    [create] = [call for call in calls if call.startswith("eventgrid system-topic")]
+    assert "--deadletter-identity systemassigned" in create
+    assert (
+        "--deadletter-identity-endpoint /subscriptions/sub-1/resourceGroups/rg-test/providers/"
+        "Microsoft.Storage/storageAccounts/stabc/blobServices/default/containers/"
+        "eventgrid-deadletter"
+    ) in create
+
+
+def run_preprovision(tmp_path: Path, **values: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "hosting.toml").write_text("[models.a]\n")
+    return subprocess.run(
+        ["sh", str(HOOKS / "preprovision.sh")],
+        env={"PATH": "/usr/bin:/bin", **values},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_preprovision_accepts_one_hosted_model_form_and_an_account(tmp_path: Path) -> None:
+    forms = ({"FINE_TUNED_MODEL": "gpt-4.1-mini.ft-1"}, {"HOSTING_CONFIG_FILE": "hosting.toml"})
+    for form in forms:
+        done = run_preprovision(tmp_path, AZURE_OPENAI_ACCOUNT_NAME="oai", **form)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "preprovision: parameters checked"
+    created = run_preprovision(tmp_path, FINE_TUNED_MODEL="m.ft-1", AZURE_OPENAI_CREATE="true")
+    assert created.returncode == 0, created.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (
+            {"FINE_TUNED_MODEL": "m.ft-1", "HOSTING_CONFIG_FILE": "hosting.toml"},
+            "both FINE_TUNED_MODEL and HOSTING_CONFIG_FILE are set",
+        ),
+        ({}, "no hosted model: azd env set FINE_TUNED_MODEL"),
+        ({"HOSTING_CONFIG_FILE": "nope.toml"}, "HOSTING_CONFIG_FILE=nope.toml is not a file"),
+    ],
+)
+def test_preprovision_names_every_problem_with_its_fix(
+    tmp_path: Path, values: dict[str, str], says: str
+) -> None:
+    done = run_preprovision(tmp_path, DEPLOYMENT_MANAGER_ROLE="Owner", **values)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "preprovision: the azd environment cannot be provisioned:"
+    assert any(says in line for line in lines)
+    assert any("AZURE_OPENAI_ACCOUNT_NAME is not set: azd env set" in line for line in lines)
+    assert any("DEPLOYMENT_MANAGER_ROLE=Owner must be" in line for line in lines)
+    assert len(lines) == 4, "all three problems at once"

@@ -728,3 +728,43 @@ def test_scaled_clock_keeps_time_continuous_across_speed_changes() -> None:
     assert before <= after < before + 1.0
     with pytest.raises(ValueError, match="positive"):
         clock.set_time_scale(0)
+
+
+ANSWERS = {
+    "type": "object",
+    "properties": {
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"question": {"type": "string"}, "answer": {"type": "string"}},
+            },
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "RFP rfp.txt:\n1. Scope\n2. Terms\n\n1. How many laptops?\n2. When are proposals due?"
+        '\n\nReply with JSON only: an object {"answers": [...]}',
+        "Contract:\n1. Scope\n\nQuestions:\n1. How many laptops?\n2. When are proposals due?\n",
+    ],
+)
+def test_question_answers_copy_each_question_as_the_app_asks(prompt: str) -> None:
+    body = chat_body(
+        prompt,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "question_answers", "schema": ANSWERS},
+        },
+    )
+    answer = json.loads(chat.answer(chat.parse_chat_request(body, 1024)).content)
+    assert [item["question"] for item in answer["answers"]] == [
+        "How many laptops?",
+        "When are proposals due?",
+    ]
+    assert all(
+        item["answer"].startswith("Simulated answer sim-answer-") for item in answer["answers"]
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 
@@ -16,6 +17,7 @@ import azure.functions as func
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 TIMER_CALLS: list[func.TimerRequest] = []
+TICK_SAYS: list[str] = []  # what `tick` logs when it fires (nothing by default)
 BLOB_CALLS: list[dict[str, object]] = []
 SLOW_STARTED = threading.Event()
 SLOW_RELEASE = threading.Event()
@@ -27,6 +29,7 @@ BLOB_CONCURRENCY = {"now": 0, "max": 0}
 
 def reset() -> None:
     TIMER_CALLS.clear()
+    TICK_SAYS.clear()
     BLOB_CALLS.clear()
     for event in (SLOW_STARTED, SLOW_RELEASE, TIMER_STARTED, TIMER_RELEASE):
         event.clear()
@@ -93,6 +96,8 @@ def slow(req: func.HttpRequest) -> func.HttpResponse:
 @app.timer_trigger(schedule="%SAMPLE_TICK_SCHEDULE%", arg_name="timer", run_on_startup=False)
 def tick(timer: func.TimerRequest) -> None:
     TIMER_CALLS.append(timer)
+    for line in TICK_SAYS:
+        logging.getLogger("sample_app").info("%s", line)
 
 
 @app.timer_trigger(schedule="0 0 0 1 1 *", arg_name="timer", run_on_startup=False)

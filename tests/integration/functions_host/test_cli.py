@@ -39,7 +39,8 @@ def test_cli_port_busy_exits_2_with_one_line(environ: dict[str, str]) -> None:
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [
         f"functions_host: cannot listen on 127.0.0.1:{port}: Address already in use "
-        "(is another host running? pick another port with --port)"
+        "(is another host running? Stop it, or pick another port: "
+        "`make dev DEV_PORT=7072`, or --port 7072 here)"
     ]
 
 
@@ -54,7 +55,8 @@ def test_cli_port_busy_fails_before_starting_the_local_azure(environ: dict[str, 
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [
         f"functions_host: cannot listen on 127.0.0.1:{port}: Address already in use "
-        "(is another host running? pick another port with --port)"
+        "(is another host running? Stop it, or pick another port: "
+        "`make dev DEV_PORT=7072`, or --port 7072 here)"
     ], "nothing else may start (and print) before the port is known to be free"
     assert not left_running(tag), "a local Azure process started here was left running"
 
@@ -125,6 +127,7 @@ def _get_when_up(url: str, process: subprocess.Popen[str]) -> str:
             with urllib.request.urlopen(url, timeout=10) as response:
                 return str(response.read().decode())
         except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # The port is bound before the local Azure starts: a request may wait, then time out.
             if process.poll() is not None or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -153,8 +156,12 @@ def test_cli_settings_out_lets_the_operators_command_reach_the_local_azure(
                 env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             )  # fmt: skip
             assert status.returncode == 0, status.stderr
-            [model] = json.loads(status.stdout)["models"]
-            assert (model["model"], model["azure_state"]) == ("default", None)
+            models = json.loads(status.stdout)["models"]
+            # make dev serves the demo's hosted models (scripts/dev.hosting.toml).
+            assert [(m["model"], m["azure_state"]) for m in models] == [
+                ("contracts", None),
+                ("rfps", None),
+            ]
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=30)
         finally:
@@ -162,3 +169,8 @@ def test_cli_settings_out_lets_the_operators_command_reach_the_local_azure(
                 process.kill()
     assert process.returncode == 0, stderr
     assert not settings_out.exists(), "the local Azure is gone, so are its settings"
+    assert (
+        "Hosted models (scripts/dev.hosting.toml, as in make demo): "
+        "contracts (deployment ft-contracts), rfps (deployment ft-rfps)"
+    ) in stderr
+    assert "default -> contracts" in stderr

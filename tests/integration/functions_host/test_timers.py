@@ -104,3 +104,41 @@ def test_timer_schedules_parse_ncrontab_timespan_and_time_zones() -> None:
         TimerSchedule("*/5 * * * *")  # 5-field cron is not NCRONTAB
     with pytest.raises(FunctionsHostError, match="6-field"):
         TimerSchedule("not a schedule")
+
+
+def test_quiet_timers_log_a_firing_only_when_it_did_something(
+    environ: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    async def scenario() -> None:
+        async with hosted(environ, quiet_timers=True) as host:
+            idle = await host.fire_timer("tick")
+            assert idle is not None and idle.succeeded
+            assert "Functions.tick" not in caplog.text, "a firing that logged nothing is quiet"
+
+            sample.TICK_SAYS.append("deleted ft-contracts")
+            busy = await host.fire_timer("tick")
+            assert busy is not None and busy.succeeded
+        lines = [record.getMessage() for record in caplog.records]
+        said = lines.index("deleted ft-contracts")
+        assert lines[said - 1].startswith("Executing 'Functions.tick' (Reason=")
+        assert any(line.startswith("Executed 'Functions.tick' (Succeeded") for line in lines[said:])
+        assert len([line for line in lines if "Functions.tick" in line]) == 2
+
+    run(scenario())
+
+
+def test_quiet_timers_show_an_idle_firing_at_debug(
+    environ: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+
+    async def scenario() -> None:
+        async with hosted(environ, quiet_timers=True) as host:
+            await host.fire_timer("tick")
+
+    run(scenario())
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert any(line.startswith("Executing 'Functions.tick'") for line in debug)
+    assert any("(Succeeded, nothing logged" in line for line in debug)

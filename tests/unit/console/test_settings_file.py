@@ -103,3 +103,44 @@ def test_an_unusable_file_is_one_clear_message(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConsoleError, match="does not exist"):
         load_settings(tmp_path / "nope.json")
+
+
+def test_missing_names_storage_and_hosted_models_are_reported_in_one_round(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("DocumentStorage", "DOCUMENT_STORAGE", "FINE_TUNED_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    path = settings_file(tmp_path / "ops.json", {"AOAI_ENDPOINT": "https://x"})
+    with pytest.raises(ConsoleError) as raised:
+        load_settings(path)
+    lines = raised.value.message.splitlines()
+    assert "(5 problem(s))" in lines[0]
+    assert "  - AZURE_SUBSCRIPTION_ID: required, not set" in lines
+    assert any(line.startswith("  - no storage configured: set DocumentStorage") for line in lines)
+    assert any(line.startswith("  - no hosted model declared") for line in lines)
+
+
+def test_a_bad_value_beside_a_half_configured_storage_is_one_round(tmp_path: Path) -> None:
+    values = {k: v for k, v in REQUIRED.items() if k not in ("DocumentStorage", "FINE_TUNED_MODEL")}
+    path = settings_file(
+        tmp_path / "ops.json",
+        {**values, "DEPLOYMENT_CAPACITY": "0", "DocumentStorage__blobServiceUri": "https://s"},
+    )
+    with pytest.raises(ConsoleError) as raised:
+        load_settings(path)
+    message = raised.value.message
+    assert "(3 problem(s))" in message
+    assert "DEPLOYMENT_CAPACITY: Input should be greater than or equal to 1" in message
+    assert "needs DocumentStorage__queueServiceUri too" in message
+    assert "no hosted model declared" in message
+
+
+def test_without_a_settings_file_the_message_says_which_file_to_pass() -> None:
+    with pytest.raises(ConsoleError) as raised:
+        load_settings(None)
+    message = raised.value.message
+    assert message.startswith("the settings from the environment are unusable")
+    assert message.splitlines()[-1].startswith(
+        "no settings file was read: pass one with --settings"
+    )
+    assert ".local/dev.settings.json" in message
