@@ -115,6 +115,8 @@ param jobResumeQueueName string = 'job-resumes'
 param batchContainerName string = 'batch-in'
 @description('Container of batch run records, summaries and lists of documents left at a deadline.')
 param batchRunsContainerName string = 'batch-runs'
+@description('Container of model evaluations (runs, per-example answers, reports) and promotions.')
+param evaluationsContainerName string = 'evaluations'
 @description('Queue through which a batch run continues in its next invocation (continue_batch).')
 param batchQueueName string = 'batch-continuations'
 
@@ -173,6 +175,7 @@ module storage './app/storage.bicep' = {
       jobsContainerName
       batchContainerName
       batchRunsContainerName
+      evaluationsContainerName
       deploymentContainerName
     ]
     queueNames: [
@@ -288,6 +291,7 @@ var appSettings = {
   RESUME_MAX_DEQUEUE_COUNT: '5'
   BATCH_CONTAINER: batchContainerName
   BATCH_RUNS_CONTAINER: batchRunsContainerName
+  EVALUATIONS_CONTAINER: evaluationsContainerName
   BATCH_QUEUE: batchQueueName
   BATCH_HOLD_SECONDS: '600'
   // Well under host.json's functionTimeout (30 min): a run continues in a new invocation.

@@ -73,6 +73,8 @@ class AppSettings(BaseSettings):
     # processes them as ad-hoc documents; a run names a prefix inside it.
     batch_container: str = Field("batch-in", alias="BATCH_CONTAINER")
     batch_runs_container: str = Field("batch-runs", alias="BATCH_RUNS_CONTAINER")
+    # Evaluations (runs, per-example answers, reports) and each hosted model's promotions.
+    evaluations_container: str = Field("evaluations", alias="EVALUATIONS_CONTAINER")
     batch_queue: str = Field("batch-continuations", alias="BATCH_QUEUE")
 
     # --- Timings (seconds) ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-HoldKind = Literal["window", "batch", "job", "operator"]
+HoldKind = Literal["window", "batch", "job", "operator", "evaluation"]
 # Why a teardown kept the deployment, for callers that act on it rather than log it.
 KeptBecause = Literal["absent", "busy", "held", "idle_grace", "not_owned", "raced"]
 
