@@ -44,6 +44,8 @@ from shared.console.display import (
     stdout_console,
 )
 from shared.console.errors import ConsoleError, ExitCode
+from shared.console.evaluate import promotion_lines, promotion_rows
+from shared.console.evaluate import register as register_evaluation
 from shared.console.finetune import finetune_app
 from shared.console.flows import (
     bring_up,
@@ -77,7 +79,18 @@ if TYPE_CHECKING:
     from shared.settings import AppSettings
 
 PROG = "hosting"
-COMMANDS = ("status", "schedule", "up", "down", "submit", "jobs", "job", "batch")
+COMMANDS = (
+    "status",
+    "schedule",
+    "up",
+    "down",
+    "submit",
+    "jobs",
+    "job",
+    "batch",
+    "evaluate",
+    "promote",
+)
 # How often `submit --wait` reads the job record: one small blob read.
 JOB_POLL_SECONDS = 0.5
 # `up` asks Azure for the state at the app's management poll interval, at most this far apart.
@@ -189,10 +202,14 @@ def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
         )
         for hosted in services.hosted.values()
     ]
+    promotions = promotion_rows(services, listed)
     if json_output:
-        print_json({"checked_at": now.isoformat(), "models": [row.to_json() for row in rows]})
+        models = [row.to_json() for row in rows]
+        print_json({"checked_at": now.isoformat(), "models": models, "promotions": promotions})
         return
     session.out.print(status_table(rows, now))
+    for line in promotion_lines(promotions):
+        session.out.print(line, markup=False, highlight=False)
 
 
 # --- schedule -------------------------------------------------------------------------------
@@ -672,6 +689,7 @@ def batch_status(
 # Fine-tuning: dataset checks (shared/console/data.py) and jobs (shared/console/finetune.py).
 app.add_typer(data_app, name="data")
 app.add_typer(finetune_app, name="finetune")
+register_evaluation(app)
 
 
 # --- entry point ----------------------------------------------------------------------------
