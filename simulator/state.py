@@ -52,6 +52,8 @@ class ChatResult:
     answer: chat.ChatAnswer
     created: int
     rate_headers: dict[str, str]
+    # The last user message's text: what a model fine-tuned here recognises (dataplane.py).
+    last_user_text: str = ""
 
 
 class SimulatorState:
@@ -195,6 +197,14 @@ class SimulatorState:
             answer=chat.answer(request),
             created=int(now),
             rate_headers=headers,
+            last_user_text=next(
+                (
+                    chat.message_text(m)
+                    for m in reversed(request.messages)
+                    if m.get("role") == "user"
+                ),
+                "",
+            ),
         )
 
     def _throttled(
