@@ -407,23 +407,27 @@ class EvaluationRunner:
             self.store.save_answer(run.id, answer)
             return answer
 
-        with ThreadPoolExecutor(
+        pool = ThreadPoolExecutor(
             max_workers=self.timings.concurrency, thread_name_prefix=f"eval-{side}"
-        ) as pool:
-            try:
-                for answer in pool.map(one, todo):
-                    done += 1
-                    if answer.failure == "unavailable":
-                        failures.append(answer)
-                    progress.asked(side, done, total)
-            except DeploymentNotServing as error:
-                deployment.provisioner.mark_suspect(ready_since)
-                raise EvaluationFailed(
-                    f"deployment {run.target(side).deployment!r} stopped serving during the "
-                    f"evaluation ({error}); run it again to go on from the stored answers"
-                ) from error
-            except NotAuthorized as error:
-                raise EvaluationFailed(error.reason) from error
+        )
+        try:
+            for answer in pool.map(one, todo):
+                done += 1
+                if answer.failure == "unavailable":
+                    failures.append(answer)
+                progress.asked(side, done, total)
+        except DeploymentNotServing as error:
+            deployment.provisioner.mark_suspect(ready_since)
+            raise EvaluationFailed(
+                f"deployment {run.target(side).deployment!r} stopped serving during the "
+                f"evaluation ({error}); run it again to go on from the stored answers"
+            ) from error
+        except NotAuthorized as error:
+            raise EvaluationFailed(error.reason) from error
+        finally:
+            # Interrupted (Ctrl-C, a failure): the examples not yet sent are not sent; those
+            # in flight finish and are stored, so nothing answered is lost.
+            pool.shutdown(wait=True, cancel_futures=True)
         if failures and len(failures) == len(todo):
             raise EvaluationFailed(
                 f"every example asked on the {side} side ({run.target(side).model}) was "
