@@ -5,6 +5,7 @@ the next create, and a killed evaluation resumed without asking finished example
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,9 +78,7 @@ def test_a_tie_is_not_promoted_and_deployments_are_released(
         assert deployment_gone(services, target.deployment), target.deployment
 
     with pytest.raises(PromotionRefused, match=r"tied with \(within noise\)"):
-        services.promotions.promote(
-            "default", CANDIDATE, evaluations=runner.store, by="tester"
-        )
+        services.promotions.promote("default", CANDIDATE, evaluations=runner.store, by="tester")
     assert services.promotions.serving("default") == services.promotions.catalog_model("default")
 
     # Forced: recorded as forced, with the evaluation it overrode; applied at the next create.
@@ -107,8 +106,6 @@ def test_a_tie_is_not_promoted_and_deployments_are_released(
 
 
 def _later(seconds: float) -> float:
-    import time  # noqa: PLC0415
-
     return time.monotonic() + seconds
 
 

@@ -69,7 +69,7 @@ def _run(verdict: str, *, current: str = CATALOG[0], status: str = "completed") 
                 "verdict": verdict,
             }
         ],
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         finished=NOW,
     )
     return EvaluationRun(
@@ -85,7 +85,7 @@ def _run(verdict: str, *, current: str = CATALOG[0], status: str = "completed") 
         created=NOW,
         updated=NOW,
         by="tester",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         result=result if status == "completed" else None,
     )
 
