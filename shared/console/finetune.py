@@ -122,7 +122,6 @@ def _jobs_table(jobs: Sequence[FineTuningJob]) -> Table:
 class _ProgressView:
     """The live display while following: status, step bar, and each new event as a line."""
 
-    err: Console
     progress: Progress
     task: TaskID
 
@@ -161,7 +160,7 @@ def _follow(
         disable=quiet,
     )
     with progress:
-        view = _ProgressView(err, progress, progress.add_task(job_id, total=None, steps=""))
+        view = _ProgressView(progress, progress.add_task(job_id, total=None, steps=""))
 
         def on_update(job: FineTuningJob, events: Sequence[FineTuningJobEvent]) -> None:
             if not quiet:

@@ -293,3 +293,26 @@ def test_data_check_exit_codes_for_ci(in_process: Any) -> None:
     code, _, err = in_process("data", "check", "nowhere.jsonl", "--base", "gpt-4o-mini")
     assert code == 2
     assert "nowhere.jsonl" in err
+
+
+def test_status_follow_finishes_a_job_started_without_following(
+    in_process: Any, tmp_path: Path
+) -> None:
+    code, out, err = in_process(
+        "finetune", "start", str(CLEAN), "--base", "gpt-4o-mini", "--no-follow", "--poll", "0.02"
+    )
+    assert code == 0, err
+    job_id = out.strip()
+    code, out, err = in_process(
+        "finetune", "status", job_id, "--follow", "--poll", "0.02", "--json",
+        "--out-dir", str(tmp_path / "out"), "--name", "followed",
+    )  # fmt: skip
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["job"]["status"] == "succeeded"
+    assert answer["curves"]["ok"] is True
+    assert Path(answer["plot"]).is_file()
+    assert (
+        tomllib.loads(answer["hosting_toml"])["models"]["followed"]["fine_tuned_model"]
+        == (answer["job"]["fine_tuned_model"])
+    )
