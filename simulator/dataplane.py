@@ -126,8 +126,13 @@ def _as_learned(request: web.Request, result: ChatResult) -> ChatResult:
     learned = store.learned_answer(model, question) if question else None
     if learned is None:
         return result
+    tokens = max(1, math.ceil(len(learned) / 4))
+    cut = tokens > result.max_tokens > 0
     answer = dataclasses.replace(
-        result.answer, content=learned, completion_tokens=max(1, math.ceil(len(learned) / 4))
+        result.answer,
+        content=learned[: result.max_tokens * 4] if cut else learned,
+        completion_tokens=result.max_tokens if cut else tokens,
+        finish_reason="length" if cut else "stop",
     )
     return dataclasses.replace(result, answer=answer)
 
