@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import openai
 import pytest
 
+from scripts.demo_finetune import BASE, write_datasets
 from shared.composition import AppServices
 from shared.evaluation.examples import EvaluationSet, read_set
 from shared.evaluation.flows import EvaluationRunner
 from shared.evaluation.records import PromotionRefused, Side
+from shared.finetuning.jobs import FineTuning, JobSpec
 from simulator.process import RunningSimulator
 from tests.integration.azure_state import deployment_gone
 from tests.integration.conftest import ServicesFactory
@@ -164,3 +168,41 @@ def test_a_killed_evaluation_resumes_without_asking_finished_examples(
     before = _ok_chats(sim)
     runner.run(runner.plan(CANDIDATE, "default", examples, by="tester", max_tokens=64), examples)
     assert _ok_chats(sim) == before
+
+
+def test_a_fine_tuned_model_that_wins_is_promoted_and_deployed_next(
+    make_services: ServicesFactory, aoai_client: openai.AzureOpenAI, tmp_path: Path
+) -> None:
+    train, valid, held_out = write_datasets(tmp_path)
+    tuning = FineTuning(aoai_client, poll_seconds=0.02)
+    job = tuning.create(
+        JobSpec(model=BASE, suffix="win"), tuning.upload(train).id, tuning.upload(valid).id
+    )
+    deadline = time.monotonic() + 60
+    while (job := tuning.get(job.id)).status != "succeeded":
+        assert job.status not in ("failed", "cancelled") and time.monotonic() < deadline
+        time.sleep(0.05)
+    candidate = str(job.fine_tuned_model)
+    services = make_services(
+        FINE_TUNED_MODEL=BASE,
+        EVALUATIONS_CONTAINER=f"eval-{uuid.uuid4().hex[:8]}",
+        BATCH_CONCURRENCY=2,
+    )
+    examples = read_set(held_out)
+    run = services.evaluations.plan(candidate, "default", examples, by="ci", max_tokens=100)
+    finished = services.evaluations.run(run, examples)
+
+    # The simulator's fine-tuned model answers what it learnt; the base answers with an echo.
+    assert finished.result is not None and finished.result.verdict == "candidate_better"
+    assert finished.result.candidate.means["exact_match"] == 1.0
+    assert finished.result.current.means["exact_match"] == 0.0
+    decision = services.promotions.promote(
+        "default", candidate, evaluations=services.evaluations.store, by="ci"
+    )
+    assert not decision.forced and decision.previous == BASE
+    assert decision.scores is not None and decision.evaluation_id == finished.id
+    # Its next deployment is created with the promoted model.
+    hosted = services.hosted["default"]
+    hosted.ledger.place_hold("test", "operator", "ci", timedelta(seconds=30))
+    hosted.provisioner.ensure_ready("ci", deadline=_later(30))
+    assert services.deployments.get(hosted.spec.name).model_name == candidate
