@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient, ContentSettings
@@ -26,6 +27,7 @@ from shared.storage import JsonBlobStore
 _JSON = ContentSettings(content_type="application/json")
 _TEXT = ContentSettings(content_type="text/plain; charset=utf-8")
 _HTML = ContentSettings(content_type="text/html; charset=utf-8")
+READ_THREADS = 8
 
 
 class LatestRun(BaseModel):
@@ -104,13 +106,15 @@ class EvaluationStore:
                 blob.upload_blob(answer.model_dump_json(), overwrite=True, content_settings=_JSON)
 
     def answers(self, run_id: str, side: Side) -> dict[int, Answer]:
-        found: dict[int, Answer] = {}
         prefix = f"answers/{run_id}/{side}/"
-        for blob in self._container.list_blobs(name_starts_with=prefix):
-            data = self._container.download_blob(blob.name).readall()
-            answer = Answer.model_validate_json(data)
-            found[answer.index] = answer
-        return found
+        names = [blob.name for blob in self._container.list_blobs(name_starts_with=prefix)]
+
+        def read(name: str) -> Answer:
+            return Answer.model_validate_json(self._container.download_blob(name).readall())
+
+        # One small blob per example: read several at once, or a large set waits on latency.
+        with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
+            return {answer.index: answer for answer in pool.map(read, names)}
 
     def forget_answers(self, run_id: str) -> int:
         names = [b.name for b in self._container.list_blobs(name_starts_with=f"answers/{run_id}/")]
