@@ -10,7 +10,7 @@ AZURITE_STAMP := .tools/azurite/.installed
 CHECKOV_VENV := .tools/checkov/venv
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: all install browser test lint typecheck infra-check pytest demo dev simulator azurite bench lock clean
+.PHONY: all install browser test lint typecheck infra-check pytest demo demo-finetune dev simulator azurite bench lock clean
 
 all: test
 
@@ -59,6 +59,10 @@ test: lint typecheck infra-check pytest
 
 demo: install
 	$(PY) -m scripts.demo
+
+# Check a dataset, fine-tune, evaluate against the base, promote, serve a document (local Azure).
+demo-finetune: install
+	$(PY) -m scripts.demo_finetune
 
 # Serves the app on http://localhost:7071/api/... against a fresh local Azure, and writes the
 # app settings that reach it to .local/dev.settings.json while it runs, for

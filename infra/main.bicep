@@ -175,6 +175,8 @@ param batchContainerName string = 'batch-in'
 param batchOutputContainerName string = 'batch-out'
 @description('Container of batch run records, summaries and lists of documents left at a deadline.')
 param batchRunsContainerName string = 'batch-runs'
+@description('Container of model evaluations (runs, per-example answers, reports) and promotions.')
+param evaluationsContainerName string = 'evaluations'
 @description('Queue through which a batch run continues in its next invocation (continue_batch).')
 param batchQueueName string = 'batch-continuations'
 @description('Container of the hosting log: one append blob per hosted model and UTC day, read by the savings report.')
@@ -240,6 +242,7 @@ module storage './app/storage.bicep' = {
       batchRunsContainerName
       hostingLogContainerName
       deadLetterContainerName
+      evaluationsContainerName
       deploymentContainerName
     ]
     queueNames: [
@@ -372,6 +375,7 @@ var appSettings = {
   BATCH_CONTAINER: batchContainerName
   BATCH_OUTPUT_CONTAINER: batchOutputContainerName
   BATCH_RUNS_CONTAINER: batchRunsContainerName
+  EVALUATIONS_CONTAINER: evaluationsContainerName
   BATCH_QUEUE: batchQueueName
   HOSTING_LOG_CONTAINER: hostingLogContainerName
   // Azure seconds per second of the app's clock: 1 in Azure (the local simulator runs faster).

@@ -52,6 +52,9 @@ from shared.documents.parking import ResumeQueue
 from shared.documents.submissions import JobSubmissions
 from shared.documents.sweeper import JobSweeper
 from shared.documents.tokens import make_token_counter
+from shared.evaluation.flows import EvaluationRunner, EvaluationTimings
+from shared.evaluation.promotion import Promotions
+from shared.evaluation.store import EvaluationStore, PromotionStore
 from shared.hosting.deployments import AzureDeployments, DeploymentSpec
 from shared.hosting.holds import LedgerRecord
 from shared.hosting.hosted import HostedDeployment
@@ -112,6 +115,9 @@ class AppServices:
     reports: SavingsReports
     report_api: ReportApi
     intake: IntakeSweeper  # finds input blobs whose event was lost
+    # Which model each hosted model deploys next, and the evaluations that gate it.
+    promotions: Promotions
+    evaluations: EvaluationRunner
 
     def model(self, name: str | None = None) -> HostedDeployment:
         """A hosted model by name; with none, the catalog's default model."""
@@ -261,6 +267,7 @@ def build_services(
         settings.batch_output_container,
         settings.batch_runs_container,
         settings.hosting_log_container,
+        settings.evaluations_container,
     ):
         with contextlib.suppress(ResourceExistsError):
             blob_service.create_container(container)
@@ -275,11 +282,14 @@ def build_services(
     mgmt_client = CognitiveServicesManagementClient(
         credential, settings.azure_subscription_id, **mgmt_kwargs
     )
+    evaluations_container = blob_service.get_container_client(settings.evaluations_container)
+    promotions = Promotions(PromotionStore(evaluations_container), catalog, clock)
     deployments = AzureDeployments(
         mgmt_client,
         resource_group=settings.azure_resource_group,
         account=settings.aoai_account_name,
         polling_interval=settings.management_poll_seconds,
+        resolve_spec=promotions.spec_for,
     )
     openai_client = build_openai_client(settings, credential)
     policy = RetryPolicy(
@@ -355,6 +365,12 @@ def build_services(
             provisioner=model_provisioner,
             chat=ChatClient(openai_client, model.deployment, policy, account=account_label),
         )
+
+    def evaluation_deployment(spec: DeploymentSpec) -> tuple[DeploymentProvisioner, ChatClient]:
+        """A candidate's deployment made for an evaluation: provisioned like a hosted model's."""
+        chat = ChatClient(openai_client, spec.name, policy, account=account_label)
+        return provisioner(spec, room), chat
+
     jobs_container = blob_service.get_container_client(settings.jobs_container)
     jobs = JobStore(
         JsonBlobStore(jobs_container, JobRecord, index_tags=job_index_tags), jobs_container
@@ -481,6 +497,24 @@ def build_services(
         time_scale=settings.cost_time_scale,
         expected_provision_seconds=settings.expected_provision_seconds,
     )
+    evaluations = EvaluationRunner(
+        store=EvaluationStore(evaluations_container),
+        promotions=promotions,
+        hosted=hosted,
+        deployment_for=evaluation_deployment,
+        owner_tag=settings.owner_tag,
+        counter=counter,
+        timings=EvaluationTimings(
+            hold_seconds=settings.batch_hold_seconds,
+            ready_timeout_seconds=settings.provision_timeout_seconds,
+            concurrency=settings.batch_concurrency,
+            minute_seconds=settings.rate_limit_minute_seconds,
+            not_found_retry_seconds=settings.not_found_retry_seconds,
+            example_timeout_seconds=settings.inference_max_seconds,
+        ),
+        clock=clock,
+        instance=instance,
+    )
     return AppServices(
         settings=settings,
         catalog=catalog,
@@ -526,6 +560,8 @@ def build_services(
             page_size=settings.intake_sweep_page_size,
             budget_seconds=INTAKE_SWEEP_BUDGET_SECONDS,
         ),
+        promotions=promotions,
+        evaluations=evaluations,
     )
 
 

@@ -86,6 +86,8 @@ class AppSettings(BaseSettings):
     # blob, any name, so no prefix of OUTPUT_CONTAINER is safe from them (batch/locations.py).
     batch_output_container: str = Field("batch-out", alias="BATCH_OUTPUT_CONTAINER")
     batch_runs_container: str = Field("batch-runs", alias="BATCH_RUNS_CONTAINER")
+    # Evaluations (runs, per-example answers, reports) and each hosted model's promotions.
+    evaluations_container: str = Field("evaluations", alias="EVALUATIONS_CONTAINER")
     batch_queue: str = Field("batch-continuations", alias="BATCH_QUEUE")
     # The hosting log: one append blob per model and UTC day (shared/cost/log.py).
     hosting_log_container: str = Field("hosting-log", alias="HOSTING_LOG_CONTAINER")

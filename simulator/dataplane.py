@@ -10,7 +10,9 @@ The rules (routing to a serving deployment, validation, rate limits, content fil
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 import time
 from typing import Any
 
@@ -98,6 +100,7 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
         elif error.status == 429:
             state.count_data("throttled")
         raise
+    result = _as_learned(request, result)
     config = state.config
     inference_ms = (
         config.base_latency_ms + config.token_latency_ms * result.answer.completion_tokens
@@ -109,6 +112,29 @@ async def handle_chat_completions(request: web.Request) -> web.StreamResponse:
     state.count_data("ok")
     headers = {**result.rate_headers, "x-sim-inference-ms": f"{inference_ms:.3f}"}
     return json_answer(chat_completion_body(result), headers=headers)
+
+
+def _as_learned(request: web.Request, result: ChatResult) -> ChatResult:
+    """A model fine-tuned on the simulator answers what it learnt (see FineTuningStore)."""
+    from simulator.finetuning_routes import FINETUNING_KEY  # noqa: PLC0415 - it imports this
+
+    store = request.app.get(FINETUNING_KEY)
+    model = result.deployment.spec.model_name
+    if store is None or ".ft-" not in model:
+        return result
+    question = result.last_user_text
+    learned = store.learned_answer(model, question) if question else None
+    if learned is None:
+        return result
+    tokens = max(1, math.ceil(len(learned) / 4))
+    cut = tokens > result.max_tokens > 0
+    answer = dataclasses.replace(
+        result.answer,
+        content=learned[: result.max_tokens * 4] if cut else learned,
+        completion_tokens=result.max_tokens if cut else tokens,
+        finish_reason="length" if cut else "stop",
+    )
+    return dataclasses.replace(result, answer=answer)
 
 
 async def handle_other_openai(request: web.Request) -> web.StreamResponse:

@@ -127,6 +127,9 @@ class Job:
     events: list[Event] = field(default_factory=list)
     steps_reported: int = 0
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    # What the fine-tuned model "learnt": (words of the last user turn, the assistant's answer)
+    # of each training example, read when the job was created (the file may be deleted since).
+    learned: list[tuple[frozenset[str], str]] = field(default_factory=list)
 
     @property
     def epochs(self) -> int:
@@ -216,6 +219,36 @@ def _validate_file(content: bytes, param: str) -> tuple[dict[str, Any] | None, i
             0,
         )
     return None, examples, tokens
+
+
+LEARNED_SIMILARITY = 0.5
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset("".join(c if c.isalnum() else " " for c in text.lower()).split())
+
+
+def _learned_pairs(content: bytes) -> list[tuple[frozenset[str], str]]:
+    pairs: list[tuple[frozenset[str], str]] = []
+    for line in content.decode("utf-8-sig", errors="replace").splitlines():
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        messages = value.get("messages") if isinstance(value, dict) else None
+        if not isinstance(messages, list):
+            continue
+        users = [
+            m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        answers = [
+            m.get("content")
+            for m in messages
+            if isinstance(m, dict) and m.get("role") == "assistant"
+        ]
+        if users and answers and isinstance(users[-1], str) and isinstance(answers[-1], str):
+            pairs.append((_words(users[-1]), answers[-1]))
+    return pairs
 
 
 def _file_error(param: str, detail: str) -> dict[str, Any]:
@@ -358,10 +391,30 @@ class FineTuningStore:
             examples=examples,
             tokens_per_epoch=tokens,
             validation_error=error,
+            learned=_learned_pairs(self.files[training_file].content) if error is None else [],
         )
         job.events.append(Event(_id("ftevent"), now, "Job enqueued. Validating training file."))
         self.jobs[job.id] = job
         return job.view(self.timings)
+
+    def learned_answer(self, model: str, question: str) -> str | None:
+        """How a model fine-tuned here answers: the answer of the training example whose last
+        user turn shares the most words with `question` (at least half of them, by Jaccard),
+        else None (the model answers like any other). Deterministic, so an evaluation of a
+        fine-tuned model against its base has a real difference to find."""
+        job = next(
+            (j for j in self.jobs.values() if j.fine_tuned_model == model and j.learned), None
+        )
+        if job is None:
+            return None
+        words = _words(question)
+        best, best_score = None, 0.0
+        for known, answer in job.learned:
+            union = len(words | known)
+            similarity = len(words & known) / union if union else 0.0
+            if similarity > best_score:
+                best, best_score = answer, similarity
+        return best if best_score >= LEARNED_SIMILARITY else None
 
     def job(self, job_id: str, now: float) -> Job:
         job = self.jobs.get(job_id)

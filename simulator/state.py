@@ -52,6 +52,9 @@ class ChatResult:
     answer: chat.ChatAnswer
     created: int
     rate_headers: dict[str, str]
+    # The last user message's text: what a model fine-tuned here recognises (dataplane.py).
+    last_user_text: str = ""
+    max_tokens: int = 0
 
 
 class SimulatorState:
@@ -195,6 +198,15 @@ class SimulatorState:
             answer=chat.answer(request),
             created=int(now),
             rate_headers=headers,
+            max_tokens=request.max_tokens,
+            last_user_text=next(
+                (
+                    chat.message_text(m)
+                    for m in reversed(request.messages)
+                    if m.get("role") == "user"
+                ),
+                "",
+            ),
         )
 
     def _throttled(

@@ -25,6 +25,7 @@ from shared.console import batch_commands, job_commands, model_commands, upload_
 from shared.console.data import data_app
 from shared.console.display import log_to
 from shared.console.errors import ConsoleError, ExitCode
+from shared.console.evaluate import register as register_evaluation
 from shared.console.finetune import finetune_app
 from shared.console.plan import plan_command
 from shared.console.report import report as report_command
@@ -49,6 +50,7 @@ app.command("plan")(plan_command)  # shared/console/plan.py
 # Fine-tuning: dataset checks (shared/console/data.py) and jobs (shared/console/finetune.py).
 app.add_typer(data_app, name="data")
 app.add_typer(finetune_app, name="finetune")
+register_evaluation(app)  # evaluate and promote: shared/console/evaluate.py
 
 
 @app.callback(invoke_without_command=True)

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments or settings: nothing was done
     REFUSED = 3  # refused because something still needs the deployment
     TIMED_OUT = 4  # gave up waiting; the work goes on in the app
+    NOT_BETTER = 5  # an evaluation ran: the candidate lost or tied (a CI gate fails on it)
     INTERRUPTED = 130  # Ctrl-C, like a shell
 
 

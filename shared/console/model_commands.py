@@ -21,6 +21,7 @@ from shared.console.display import (
     status_table,
 )
 from shared.console.errors import ConsoleError, ExitCode
+from shared.console.evaluate import promotion_lines, promotion_rows
 from shared.console.flows import bring_up, current_operator, release_operator_hold, take_down
 from shared.console.parsing import DURATION_FORMS, parse_duration, parse_instant
 from shared.console.schedule import model_schedule
@@ -64,10 +65,14 @@ def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
         )
         for hosted in services.hosted.values()
     ]
+    promotions = promotion_rows(services, listed)
     if json_output:
-        print_json({"checked_at": now.isoformat(), "models": [row.to_json() for row in rows]})
+        models = [row.to_json() for row in rows]
+        print_json({"checked_at": now.isoformat(), "models": models, "promotions": promotions})
         return
     session.out.print(status_table(rows, now))
+    for line in promotion_lines(promotions):
+        session.out.print(line, markup=False, highlight=False)
 
 
 # --- schedule -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -63,6 +63,7 @@ class DeploymentSnapshot:
     created_at: datetime | None = None
     capacity: int | None = None
     model_name: str | None = None
+    model_version: str | None = None
 
     def owned_by(self, owner_tag: str) -> bool:
         return self.tags.get(OWNER_TAG_KEY) == owner_tag
@@ -152,8 +153,12 @@ class AzureDeployments:
         resource_group: str,
         account: str,
         polling_interval: float,
+        resolve_spec: Callable[[DeploymentSpec], DeploymentSpec] | None = None,
     ) -> None:
         self._client = client
+        # What a create sends may differ from the catalog's spec: a promoted model replaces
+        # the declared one (shared/evaluation/promotion.py), read at each create.
+        self._resolve_spec = resolve_spec
         self._resource_group = resource_group
         self._account = account
         self._polling_interval = polling_interval
@@ -205,6 +210,8 @@ class AzureDeployments:
             self._begin_create(spec, follow=False)
 
     def _begin_create(self, spec: DeploymentSpec, *, follow: bool) -> LROPoller[Deployment]:
+        if self._resolve_spec is not None:
+            spec = self._resolve_spec(spec)
         deployment = Deployment(
             sku=Sku(name=spec.sku, capacity=spec.capacity),
             tags={OWNER_TAG_KEY: spec.owner_tag},
@@ -256,4 +263,7 @@ def _snapshot(deployment: Deployment) -> DeploymentSnapshot:
         created_at=system_data.created_at if system_data else None,
         capacity=deployment.sku.capacity if deployment.sku else None,
         model_name=(properties.model.name if properties is not None and properties.model else None),
+        model_version=(
+            properties.model.version if properties is not None and properties.model else None
+        ),
     )

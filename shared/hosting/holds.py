@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.hosting.grace import IdleGrace, resolve_grace
 
-HoldKind = Literal["window", "batch", "job", "operator"]
+HoldKind = Literal["window", "batch", "job", "operator", "evaluation"]
 # Why a teardown kept the deployment, for callers that act on it rather than log it.
 KeptBecause = Literal["absent", "busy", "held", "idle_grace", "not_owned", "raced"]
 

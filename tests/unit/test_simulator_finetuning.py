@@ -121,3 +121,32 @@ def test_a_model_that_cannot_be_fine_tuned_is_refused() -> None:
             "message": "The specified base model does not support fine-tuning.",
         }
     }
+
+
+def test_a_fine_tuned_model_answers_what_it_learnt() -> None:
+    store = FineTuningStore(TIMINGS)
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Is the {product} service down for everyone?"},
+                {"role": "assistant", "content": "outage"},
+            ]
+        }
+        for product in ("mail", "chat", "files", "drive", "maps")
+    ] + [
+        {
+            "messages": [
+                {"role": "user", "content": f"Refund the double charge on my {product} bill"},
+                {"role": "assistant", "content": "billing"},
+            ]
+        }
+        for product in ("mail", "chat", "files", "drive", "maps")
+    ]
+    content = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    job_id = _job(store, content, suffix="t")
+    job = store.job(job_id, T0 + 100_000)
+    model = str(job.fine_tuned_model)
+    assert store.learned_answer(model, "Is the photos service down for everyone?") == "outage"
+    assert store.learned_answer(model, "refund the double charge on my photos bill") == "billing"
+    assert store.learned_answer(model, "What is the weather tomorrow?") is None
+    assert store.learned_answer("gpt-4o-mini", "Is the mail service down for everyone?") is None
