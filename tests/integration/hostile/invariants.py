@@ -14,8 +14,22 @@ Snapshot = dict[str, str]
 
 
 def output_snapshot(app: AppServices) -> Snapshot:
+    """Both output containers: the ad-hoc one by bare name, the batch one's names prefixed
+    with its container (a write to either counts)."""
     output = app.blob_service.get_container_client(app.settings.output_container)
-    return {blob.name: str(blob.etag) for blob in output.list_blobs()}
+    snapshot = {blob.name: str(blob.etag) for blob in output.list_blobs()}
+    batch = app.settings.batch_output_container
+    snapshot.update({f"{batch}:{name}": etag for name, etag in _etags(app, batch).items()})
+    return snapshot
+
+
+def batch_output_names(app: AppServices) -> set[str]:
+    return set(_etags(app, app.settings.batch_output_container))
+
+
+def _etags(app: AppServices, container: str) -> Snapshot:
+    blobs = app.blob_service.get_container_client(container)
+    return {blob.name: str(blob.etag) for blob in blobs.list_blobs()}
 
 
 def output_names(app: AppServices) -> set[str]:
