@@ -49,10 +49,10 @@ def test_a_cold_burst_parks_at_once_and_all_finish_after_one_provisioning(
         assert record is not None and record.status == "succeeded" and record.attempts == 1
     assert len(sim.admin.billing()["deployments"]) == 1
     calls = sum(int(v) for v in sim.admin.stats()["management"].values())
-    # A list (room), a create and a few reads of the state at the steps' next-look times
-    # (at these test timings, up to about ten in two seconds of provisioning, however many
-    # documents wait; a slow machine adds a look or two): no poller thread follows the create.
-    assert calls <= 14, f"{calls} management calls for 20 documents"
+    # A list (room), a create and reads of the state at the steps' next-look times: at these
+    # test timings about one a second over the thirty seconds of provisioning, however many
+    # documents wait (twenty pollers would make hundreds); no poller thread follows the create.
+    assert calls <= 45, f"{calls} management calls for 20 documents"
     assert sim.admin.stats()["management"]["POLL"] == 0
 
 
