@@ -410,7 +410,7 @@ def watch_cold_starts(browser: Browser, portal_host: PortalHost, artifacts: Path
         expect(wait).to_contain_text(f"took {observed_words} the last time", timeout=WAIT)
         shot(page, artifacts, "08-cold-wait-observed")
         expect(wait).to_contain_text("Expected to be ready at about")
-        expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
+        expect(page.locator("#job-status")).to_contain_text("Done", timeout=COLD_JOB_WAIT)
 
 
 def start_batch(host: PortalHost, model: str, documents: int) -> str:
