@@ -218,10 +218,14 @@ class EvaluationRunner:
         return resumed
 
     def _current_target(self, model: str) -> SideTarget:
+        return self._hosted_target("current", model)
+
+    def _hosted_target(self, side: Side, model: str) -> SideTarget:
+        """A side asked on a hosted model's own deployment, serving what it promotes now."""
         hosted = self._hosted[model]
         serving, version = self.promotions.serving(model)
         return SideTarget(
-            side="current",
+            side=side,
             named=model,
             model=serving,
             version=version,
@@ -235,20 +239,8 @@ class EvaluationRunner:
     def _candidate_target(self, candidate: str, current: SideTarget) -> SideTarget:
         if candidate == current.named:
             raise EvaluationInvalid(f"the candidate and --against are both {candidate!r}")
-        hosted = self._hosted.get(candidate)
-        if hosted is not None:
-            serving, version = self.promotions.serving(candidate)
-            return SideTarget(
-                side="candidate",
-                named=candidate,
-                model=serving,
-                version=version,
-                deployment=hosted.spec.name,
-                sku=hosted.model.deployment_type,
-                capacity=hosted.model.capacity,
-                ephemeral=False,
-                why=f"hosted model {candidate!r}'s own deployment",
-            )
+        if candidate in self._hosted:
+            return self._hosted_target("candidate", candidate)
         chosen = candidate_deployment(
             candidate,
             settings_sku=current.sku,
