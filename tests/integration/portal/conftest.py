@@ -216,8 +216,10 @@ def portal_host(
             "HOSTING_CONFIG_FILE": str(hosting_file(folder, suffix, datetime.now(UTC))),
             "FUNCTIONS_LOCAL_KEY": key,
             "AzureWebJobsStorage": azurite.connection_string,
-            "REAPER_SCHEDULE": "* * * * * *",
-            "SCHEDULE_RECONCILE_SCHEDULE": "* * * * * *",
+            # Every two seconds: soon enough for the tests that wait on a teardown or a
+            # window's hold, and leaves the host's threads to the documents on a busy machine.
+            "REAPER_SCHEDULE": "*/2 * * * * *",
+            "SCHEDULE_RECONCILE_SCHEDULE": "*/2 * * * * *",
         }
     )
     log = artifacts / "functions_host.log"

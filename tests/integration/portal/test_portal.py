@@ -36,9 +36,11 @@ LEASE = (
     "may be terminated by either party with six months' notice.\n"
 )
 RFP = "Request for proposals: 40 laptops for the Lisbon office, proposals due 15 January.\n"
-WAIT = 60_000  # ms: a whole job, cold start included, at the simulator's pace
-# A cold start's job, on a machine busy with other suites: a parked job is resumed only at its
-# next look, so its end can come well past WAIT there (seen once); it still ends on its own.
+WAIT = 60_000  # ms: a page's state that needs no job to end
+# A job's end. Every model here has no idle grace, so any job may meet a cold deployment; on
+# a machine busy with other suites a parked job is resumed only at its next look, so its end
+# can come well past a minute there (seen in the cold-start and the keyboard tests); it still
+# ends on its own.
 COLD_JOB_WAIT = 180_000
 COLD_START_SIMULATED_SECONDS = 3600
 # The hosted-models file's three and the built-in `default` (on the default model).
@@ -168,7 +170,7 @@ def test_submit_a_document_see_it_finish_and_open_the_result(
 
         expect(page.locator("#job")).to_be_visible()
         expect(page.locator("#job-name")).to_contain_text("lease.txt")
-        expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
+        expect(page.locator("#job-status")).to_contain_text("Done", timeout=COLD_JOB_WAIT)
         expect(page.locator('#steps li[data-step="final"]')).to_have_class(re.compile("done"))
         expect(page.locator("#provenance")).to_contain_text("When does the lease end?")
         expect(page.locator("#provenance")).to_contain_text("contracts")
@@ -261,7 +263,7 @@ def test_a_job_that_fails_says_why_in_words(
         page.fill("#text", "Minutes of the board meeting. SIMULATOR:REFUSE\n")
         page.fill("#filename", "minutes.txt")
         page.click("#submit-button")
-        expect(page.locator("#job-status")).to_contain_text("Failed", timeout=WAIT)
+        expect(page.locator("#job-status")).to_contain_text("Failed", timeout=COLD_JOB_WAIT)
         error = page.locator("#job-error")
         expect(error).to_be_visible()
         expect(page.locator("#job-error-headline")).to_have_text("The model refused to answer")
@@ -340,7 +342,7 @@ def test_the_form_works_from_the_keyboard_alone_with_readable_contrast(
         page.keyboard.press("Enter")
         expect(page.locator("#job-heading")).to_be_focused()
         expect(page.locator("#job-name")).to_contain_text("supply.txt")
-        expect(page.locator("#job-status")).to_contain_text("Done", timeout=WAIT)
+        expect(page.locator("#job-status")).to_contain_text("Done", timeout=COLD_JOB_WAIT)
         expect(page.locator("#result-heading")).to_be_focused()
         shot(page, artifacts, "12-keyboard-done")
         ratios = page.evaluate(

@@ -9,6 +9,10 @@ const Portal = (() => {
   const KEY_STORAGE = "portal.functionKey";
   // The pages live at <prefix>/portal/; the API routes at <prefix>/<route>.
   const API_BASE = new URL("../", window.location.href);
+  // A call the app has not answered by then is given up (and, for a page that polls, tried
+  // again): a connection that hangs must not freeze a job's status for good. Uploads get longer.
+  const READ_TIMEOUT_MS = 30000;
+  const WRITE_TIMEOUT_MS = 120000;
 
   function storedKey() {
     try {
@@ -131,6 +135,8 @@ const Portal = (() => {
       const headers = new Headers(options.headers || {});
       const key = currentKey();
       if (key) headers.set("x-functions-key", key);
+      const method = (options.method || "GET").toUpperCase();
+      const limit = method === "GET" ? READ_TIMEOUT_MS : WRITE_TIMEOUT_MS;
       let response;
       try {
         response = await fetch(new URL(route, API_BASE), {
@@ -139,8 +145,15 @@ const Portal = (() => {
           cache: "no-store",
           credentials: "same-origin",
           referrerPolicy: "no-referrer",
+          signal: options.signal || AbortSignal.timeout(limit),
         });
       } catch (error) {
+        if (error && error.name === "TimeoutError") {
+          throw new PortalError(
+            "network",
+            `The app did not answer within ${limit / 1000} seconds. It may be busy; try again.`,
+          );
+        }
         throw new PortalError(
           "network",
           "The app could not be reached. Check your connection, then try again.",
