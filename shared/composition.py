@@ -39,6 +39,7 @@ from shared.batch.flows import BatchRunner, BatchStarter, BatchTimings
 from shared.batch.processing import BatchLimits, DocumentProcessor
 from shared.batch.store import BatchQueue, InputListing, OutcomeIndex, RunStore
 from shared.catalog import SINGLE_MODEL_SOURCE, Catalog, HostedModel
+from shared.cost.learning import LearnedProvisioning
 from shared.cost.log import HostingLog, HostingLogReader
 from shared.cost.reporting import SavingsReports
 from shared.cost.usage import UsageReader
@@ -56,6 +57,7 @@ from shared.evaluation.flows import EvaluationRunner, EvaluationTimings
 from shared.evaluation.promotion import Promotions
 from shared.evaluation.store import EvaluationStore, PromotionStore
 from shared.hosting.deployments import AzureDeployments, DeploymentSpec
+from shared.hosting.grace import AUTO
 from shared.hosting.holds import LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
@@ -364,6 +366,11 @@ def build_services(
             model=model,
             provisioner=model_provisioner,
             chat=ChatClient(openai_client, model.deployment, policy, account=account_label),
+            learned_provision=(
+                LearnedProvisioning(HostingLogReader(log_container), model.name, clock)
+                if model.idle_grace == AUTO
+                else None
+            ),
         )
 
     def evaluation_deployment(spec: DeploymentSpec) -> tuple[DeploymentProvisioner, ChatClient]:

@@ -5,7 +5,8 @@ append blob per model and UTC day, read back as lifetimes by `lifetimes`), the p
 (`prices`: per hosted model, from the hosted-models file, each default with its source),
 billing under both readings (`billing`), and the savings report: the work read from the job
 and batch records (`usage`), turned into periods and priced against always-on and
-per-document hosting (`report`, pure), its flow (`reporting`) and its chart (`chart`). Which
+per-document hosting (`report`, pure), its flow (`reporting`) and its chart (`chart`); and
+what the log teaches `idle_grace = "auto"`, a model's cold-start time (`learning`). Which
 strategy fits a traffic before deploying is the planner's (`shared/planning/`), which prices
 with `billing` and `prices`.
 

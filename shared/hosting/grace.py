@@ -6,14 +6,16 @@ document bills its whole provisioning (Azure charges from the accepted create, a
 deployment serves only once provisioned and warmed up), so keeping it idle is cheaper
 whenever the next document comes within one provisioning time. Keeping it exactly that long,
 then deleting, never costs more than twice what a clairvoyant choice would (the ski-rental
-argument), whatever the traffic. The provisioning time is the one the app last observed for
-this deployment (the ledger's `last_provision_seconds`); before it has seen one, the model's
-fixed grace applies.
+argument), whatever the traffic. The provisioning time is the one learned from the hosting
+log (the median of the model's recent starts, `shared/cost/learning.py`), else the one the app
+last observed for this deployment (the ledger's `last_provision_seconds`); before it has seen
+one, the model's fixed grace applies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -28,9 +30,14 @@ class BreakEvenGrace:
     """Keep an idle deployment until its idle hosting would have paid for one cold start."""
 
     fallback: timedelta
+    # The cold-start time learned from the hosting log (None when it has none).
+    learned: Callable[[], float | None] | None = field(default=None, compare=False)
 
     def for_record(self, record: LedgerRecord) -> timedelta:
-        return break_even_grace(record.last_provision_seconds, fallback=self.fallback)
+        observed = self.learned() if self.learned is not None else None
+        if observed is None:
+            observed = record.last_provision_seconds
+        return break_even_grace(observed, fallback=self.fallback)
 
 
 IdleGrace = timedelta | BreakEvenGrace

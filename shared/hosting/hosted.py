@@ -3,6 +3,7 @@ provisioner (with the ledger) and its data-plane client, wired by the compositio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +20,8 @@ class HostedDeployment:
     model: HostedModel
     provisioner: DeploymentProvisioner
     chat: ChatClient
+    # For `idle_grace = "auto"`: the model's cold-start time learned from its hosting log.
+    learned_provision: Callable[[], float | None] | None = None
 
     @property
     def name(self) -> str:
@@ -37,7 +40,9 @@ class HostedDeployment:
         fixed = timedelta(seconds=self.model.idle_grace_seconds)
         # `idle_grace = "auto"`: the break-even rule, with the fixed grace until a
         # provisioning has been observed.
-        return BreakEvenGrace(fixed) if self.model.idle_grace == AUTO else fixed
+        if self.model.idle_grace != AUTO:
+            return fixed
+        return BreakEvenGrace(fixed, learned=self.learned_provision)
 
     @property
     def max_lifetime(self) -> timedelta:

@@ -33,11 +33,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.catalog import DeploymentType, HostedModel
+from shared.cost.learning import RecentLifecycle
 from shared.documents.engine import EngineLimits
 from shared.hosting.deployments import DeploymentSpec, ProvisioningError
 from shared.hosting.holds import HoldKind, LedgerRecord
 from shared.hosting.hosted import HostedDeployment
 from shared.hosting.ledger import HoldLedger
+from shared.hosting.lifecycle import ignore_lifecycle
 from shared.hosting.provisioner import DeploymentProvisioner, ProvisioningTimings
 from shared.hosting.reaper import DeploymentReaper
 from shared.planning.stand_in import (
@@ -142,7 +144,11 @@ class Replay:
             owner_tag=OWNER_TAG,
         )
         self.ledger = HoldLedger(MemoryStore[LedgerRecord](), spec.name, self.clock.datetime)
+        # `idle_grace = "auto"` learns the cold-start time from the hosting log, as the app
+        # does: the replay's own log, kept in memory, under the same rule.
+        log = RecentLifecycle(model, self.clock.datetime) if config.adaptive_grace else None
         self.provisioner = DeploymentProvisioner(
+            on_lifecycle=log if log is not None else ignore_lifecycle,
             spec=spec,
             ledger=self.ledger,
             deployments=self.azure,
@@ -151,7 +157,12 @@ class Replay:
             on_settled=self._wake_waiting,
             keep_lease=lambda _ledger, _owner, _ttl: nullcontext(),
         )
-        self.hosted = HostedDeployment(model, self.provisioner, VirtualChat(self.azure, spec.name))
+        self.hosted = HostedDeployment(
+            model,
+            self.provisioner,
+            VirtualChat(self.azure, spec.name),
+            learned_provision=log.learned if log is not None else None,
+        )
         self._reaper = DeploymentReaper(
             deployments=self.azure,
             hosted={model.name: self.hosted},
@@ -159,6 +170,7 @@ class Replay:
             owner_tag=OWNER_TAG,
             idle_grace=self.hosted.idle_grace,
             max_lifetime=self.hosted.max_lifetime,
+            on_lifecycle=lambda _model: log if log is not None else ignore_lifecycle,
         )
         self._reconciler = (
             ScheduleReconciler(hosted={model.name: self.hosted}, clock=self.clock.datetime)

@@ -87,6 +87,25 @@ def test_two_documents_farther_apart_than_the_grace_pay_two_cold_starts() -> Non
     assert bill(result.lifetimes, 1.70).deploy_cycles == 2
 
 
+def test_an_auto_grace_keeps_the_deployment_for_one_cold_start_its_log_has_seen() -> None:
+    # idle_grace = "auto" with a fixed grace of 0 until a start is seen. The first document
+    # starts it (create 0, serving 360: the replay's hosting log learns P), runs to 366 and is
+    # kept for 360 s: the grace ends at 726, the reaper's minute at 780 finds the second
+    # document (600 s, waits 0) has moved it: idle from 606, grace to 966, deleted at 1020,
+    # gone 1040. The third, an hour on, is a cold start again: P, gone at 3600 + 800.
+    documents = [
+        document("2026-03-23T01:00:00+00:00"),
+        document("2026-03-23T01:10:00+00:00"),
+        document("2026-03-23T02:00:00+00:00"),
+    ]
+    result = run(documents, idle_grace_seconds=0, adaptive_grace=True)
+    origin = documents[0].at
+    assert result.waits.as_sorted() == (0.0, P, P)
+    assert lifetimes_from(result, origin) == [(0.0, 1040.0), (3600.0, 4400.0)]
+    fixed = run(documents, idle_grace_seconds=0)
+    assert bill(fixed.lifetimes, 1.70).deploy_cycles == 3, "without it, a start per document"
+
+
 def test_a_window_serves_documents_inside_it_and_a_cold_start_serves_one_outside() -> None:
     # Window Monday 09:00-10:00 UTC, lead 600 s: the reconciler places its hold and sends the
     # create at 08:50; the create is Succeeded at 08:55, serves from 08:56 (the tick's probe).
