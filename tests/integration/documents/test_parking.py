@@ -28,7 +28,9 @@ def test_a_cold_burst_parks_at_once_and_all_finish_after_one_provisioning(
     # Thirty real seconds: longer than the burst takes even on a busy 2-core machine (ten were
     # outrun there, and documents arriving once it served rightly ran instead of parking).
     sim.admin.configure(provisioning_seconds=18000)
-    services = make_services(IDLE_GRACE_SECONDS=3600)
+    # The test settings' 30 s PROVISION_TIMEOUT_SECONDS would end the wait exactly when the
+    # deployment serves: the jobs may wait for it as long as it takes here.
+    services = make_services(IDLE_GRACE_SECONDS=3600, PROVISION_TIMEOUT_SECONDS=180)
     container = services.settings.input_container
 
     def timed(i: int) -> tuple[float, object]:
