@@ -25,9 +25,8 @@ from datetime import datetime, timedelta
 
 from shared.catalog import HostedModel
 from shared.cost.lifetimes import lifetimes_from, observed_median
-from shared.cost.log import HostingEvent, HostingLogReader, new_event
-from shared.hosting.holds import LedgerRecord
-from shared.hosting.lifecycle import LifecycleEvent
+from shared.cost.log import HostingEvent, HostingLogReader, event_listener
+from shared.hosting.lifecycle import LifecycleListener
 
 logger = logging.getLogger(__name__)
 
@@ -105,45 +104,21 @@ class LearnedProvisioning:
 
 
 class RecentLifecycle:
-    """A lifecycle listener that keeps one model's recent events in memory, and the learned
-    cold-start time from them: the hosting log of an in-process replay."""
+    """One model's recent hosting events kept in memory, and the cold-start time learned from
+    them: the hosting log of an in-process replay. `listener` is its lifecycle listener."""
 
     def __init__(self, model: HostedModel, clock: Clock, *, keep: int = 4 * LEARNED_STARTS):
-        self._model = model
-        self._clock = clock
         # A lifetime is at most four events (create, serving, delete, gone): the last starts
         # the rule looks at stay in memory, and memory stays flat in the replay's length.
         self._events: deque[HostingEvent] = deque(maxlen=keep)
         self._seconds: float | None = None
+        self.listener: LifecycleListener = event_listener(model, clock, self._keep)
 
-    def __call__(
-        self,
-        event: LifecycleEvent,
-        record: LedgerRecord,
-        actor: str,
-        note: str | None,
-        *,
-        last_seen: datetime | None = None,
-        observed: datetime | None = None,
-    ) -> None:
-        at = observed if observed is not None else self._clock()
-        self._events.append(
-            new_event(
-                event,
-                at=at,
-                model=self._model.name,
-                deployment=self._model.deployment,
-                sku=self._model.deployment_type,
-                capacity=self._model.capacity,
-                record=None,
-                actor=actor,
-                note=note,
-                last_seen=last_seen,
-            )
-        )
-        if event == "serving":
+    def _keep(self, event: HostingEvent) -> None:
+        self._events.append(event)
+        if event.event == "serving":
             # Only a start changes what is learned: computed here, not at every consultation.
-            self._seconds = learned_provision_seconds(self._events, now=at)
+            self._seconds = learned_provision_seconds(self._events, now=event.time)
 
     def learned(self) -> float | None:
         return self._seconds

@@ -127,6 +127,39 @@ def _gap_blob_name(event: HostingEvent) -> str:
     return f"{GAPS_PREFIX}{event.model}/{event.time.date().isoformat()}/{event.id}.json"
 
 
+def event_listener(
+    model: HostedModel, clock: Callable[[], datetime], sink: Callable[[HostingEvent], object]
+) -> LifecycleListener:
+    """A lifecycle listener that hands each change of `model`'s deployment to `sink` as a
+    hosting event (the stored log appends it; the planner's replay keeps it in memory)."""
+
+    def listen(
+        event: LifecycleEvent,
+        record: LedgerRecord,
+        actor: str,
+        note: str | None,
+        *,
+        last_seen: datetime | None = None,
+        observed: datetime | None = None,
+    ) -> None:
+        sink(
+            new_event(
+                event,
+                at=observed if observed is not None else clock(),
+                model=model.name,
+                deployment=model.deployment,
+                sku=model.deployment_type,
+                capacity=model.capacity,
+                record=record,
+                actor=actor,
+                note=note,
+                last_seen=last_seen,
+            )
+        )
+
+    return listen
+
+
 class HostingLog:
     """Appends hosting events; never raises (a lost append is logged and marked as a gap)."""
 
@@ -138,32 +171,7 @@ class HostingLog:
 
     def listener(self, model: HostedModel) -> LifecycleListener:
         """The provisioner's and reaper's lifecycle listener for one hosted model."""
-
-        def append_event(
-            event: LifecycleEvent,
-            record: LedgerRecord,
-            actor: str,
-            note: str | None,
-            *,
-            last_seen: datetime | None = None,
-            observed: datetime | None = None,
-        ) -> None:
-            self.append(
-                new_event(
-                    event,
-                    at=observed if observed is not None else self._clock(),
-                    model=model.name,
-                    deployment=model.deployment,
-                    sku=model.deployment_type,
-                    capacity=model.capacity,
-                    record=record,
-                    actor=actor,
-                    note=note,
-                    last_seen=last_seen,
-                )
-            )
-
-        return append_event
+        return event_listener(model, self._clock, self.append)
 
     def append(self, event: HostingEvent) -> bool:
         """Append one line; False (after logging it) when it could not be written."""

@@ -148,7 +148,7 @@ class Replay:
         # does: the replay's own log, kept in memory, under the same rule.
         log = RecentLifecycle(model, self.clock.datetime) if config.adaptive_grace else None
         self.provisioner = DeploymentProvisioner(
-            on_lifecycle=log if log is not None else ignore_lifecycle,
+            on_lifecycle=log.listener if log is not None else ignore_lifecycle,
             spec=spec,
             ledger=self.ledger,
             deployments=self.azure,
@@ -170,7 +170,7 @@ class Replay:
             owner_tag=OWNER_TAG,
             idle_grace=self.hosted.idle_grace,
             max_lifetime=self.hosted.max_lifetime,
-            on_lifecycle=lambda _model: log if log is not None else ignore_lifecycle,
+            on_lifecycle=lambda _model: log.listener if log is not None else ignore_lifecycle,
         )
         self._reconciler = (
             ScheduleReconciler(hosted={model.name: self.hosted}, clock=self.clock.datetime)

@@ -142,14 +142,14 @@ def test_the_replays_log_learns_each_start_as_the_stored_one_would() -> None:
     log = RecentLifecycle(model, lambda: clock[0])
     record = LedgerRecord(deployment="ft-m")
     assert log.learned() is None
-    log("create_sent", record, "job:1", None)
+    log.listener("create_sent", record, "job:1", None)
     clock[0] = NOW + timedelta(seconds=360)
-    log("serving", record, "job:1", None)
+    log.listener("serving", record, "job:1", None)
     assert log.learned() == 360.0
-    log("delete_sent", record, "reaper", None)
-    log("gone", record, "reaper", None)
+    log.listener("delete_sent", record, "reaper", None)
+    log.listener("gone", record, "reaper", None)
     clock[0] = NOW + timedelta(hours=1)
-    log("create_sent", record, "job:2", None)
+    log.listener("create_sent", record, "job:2", None)
     clock[0] = NOW + timedelta(hours=1, seconds=300)
-    log("serving", record, "job:2", None)
+    log.listener("serving", record, "job:2", None)
     assert log.learned() == 330.0
