@@ -26,7 +26,7 @@ from shared.console.parsing import DURATION_FORMS, parse_duration
 from shared.cost.billing import BILLING_READINGS
 from shared.cost.prices import CURRENCY, DEFAULT_HOSTING_PER_HOUR
 from shared.planning.fitting import windows_toml
-from shared.planning.strategies import Plan, PlanInputs, StrategyRow, plan
+from shared.planning.strategies import Plan, PlanInputs, StrategyRow, plan, usable_cpus
 from shared.planning.trace import TraceError, load_trace
 
 CHART_SUFFIXES = (".png", ".svg")
@@ -85,15 +85,15 @@ def plan_command(
         ),
     ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--workers",
             metavar="N",
             min=1,
             max=64,
-            help="Replay this many strategies at once, in processes.",
+            help="Replay up to N strategies at once, in processes (default: one per CPU core).",
         ),
-    ] = 1,
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     chart: Annotated[
         Path | None,
@@ -113,7 +113,7 @@ def plan_command(
         max_wait=max_wait,
         hourly_fee=hourly_fee,
         time_zone=time_zone,
-        workers=workers,
+        workers=workers if workers is not None else usable_cpus(),
     )
     try:
         loaded = load_trace(trace)

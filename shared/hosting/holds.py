@@ -9,6 +9,7 @@ are unit-tested without storage. The blob adapter in `ledger.py` applies them un
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -97,7 +98,8 @@ class LedgerRecord(BaseModel):
     management_retry_at: datetime | None = None
 
     def live_holds(self, now: datetime) -> tuple[Hold, ...]:
-        return tuple(hold for hold in self.holds if hold.is_live(now))
+        # `expires > now` inline (as `Hold.is_live`), as in `place_hold`.
+        return tuple(hold for hold in self.holds if hold.expires > now)
 
     def live_lease(self, now: datetime) -> OperationLease | None:
         return self.lease if self.lease is not None and self.lease.is_live(now) else None
@@ -116,10 +118,12 @@ def place_hold(
     ttl: timedelta,
 ) -> LedgerRecord:
     """Add (or refresh) a hold; expired holds are dropped on every write so the list stays short."""
-    kept = [h for h in record.holds if h.is_live(now) and h.id != hold_id]
+    # Comprehensions with `expires > now` inline (as `Hold.is_live`): under a cold burst the
+    # list holds one hold per waiting job, and every job re-places its own while it waits.
+    kept = [h for h in record.holds if h.expires > now and h.id != hold_id]
     created = next((h.created for h in record.holds if h.id == hold_id), now)
-    hold = Hold(id=hold_id, kind=kind, owner=owner, created=created, expires=now + ttl)
-    return record.model_copy(update={"holds": (*kept, hold)})
+    kept.append(Hold(id=hold_id, kind=kind, owner=owner, created=created, expires=now + ttl))
+    return record.model_copy(update={"holds": tuple(kept)})
 
 
 def renew_hold(
@@ -134,7 +138,7 @@ def renew_hold(
 
 def release_hold(record: LedgerRecord, *, hold_id: str, now: datetime) -> LedgerRecord:
     """Remove a hold and remember when the deployment last lost a reason to live."""
-    kept = tuple(h for h in record.holds if h.is_live(now) and h.id != hold_id)
+    kept = tuple(h for h in record.holds if h.expires > now and h.id != hold_id)
     released = any(h.id == hold_id for h in record.holds)
     return record.model_copy(
         update={
@@ -152,9 +156,15 @@ class TeardownDecision:
     """Whether the deployment may be deleted now, and the reason in words for the log."""
 
     delete: bool
-    reason: str
+    # The reason, or how to word it: words that list every live hold are only built when
+    # read (a cold burst's ledger holds one per waiting job, and most decisions go unlogged).
+    why: str | Callable[[], str]
     retry_after: timedelta | None = None
     kept_because: KeptBecause | None = None
+
+    @property
+    def reason(self) -> str:
+        return self.why if isinstance(self.why, str) else self.why()
 
 
 def idle_since(record: LedgerRecord) -> datetime | None:
@@ -197,8 +207,7 @@ def decide_teardown(
     live = record.live_holds(now)
     if live:
         soonest = min(h.expires for h in live)
-        kinds = ", ".join(sorted({f"{h.kind}:{h.owner}" for h in live}))
-        return TeardownDecision(False, f"{len(live)} live hold(s): {kinds}", soonest - now, "held")
+        return TeardownDecision(False, lambda: _held_reason(live), soonest - now, "held")
     since = idle_since(record)
     grace = resolve_grace(idle_grace, record)
     if since is not None and now - since < grace:
@@ -207,6 +216,11 @@ def decide_teardown(
             False, f"idle grace running ({remaining} left)", remaining, "idle_grace"
         )
     return TeardownDecision(True, "no live hold and idle grace passed")
+
+
+def _held_reason(live: tuple[Hold, ...]) -> str:
+    kinds = ", ".join(sorted({f"{h.kind}:{h.owner}" for h in live}))
+    return f"{len(live)} live hold(s): {kinds}"
 
 
 # --- Operation lease (single-flight provisioning and deletion) ------------------------------

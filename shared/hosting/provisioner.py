@@ -137,10 +137,15 @@ class Readiness:
 @dataclass(frozen=True)
 class TeardownOutcome:
     deleted: bool
-    reason: str
+    # The reason, or how to word it (built when read: see `TeardownDecision.why`).
+    why: str | Callable[[], str]
     # Set when the deployment was kept: why, for callers that act on it (the operator's
     # `down` exits differently for "something needs it" and "it is not ours").
     kept_because: KeptBecause | None = None
+
+    @property
+    def reason(self) -> str:
+        return self.why if isinstance(self.why, str) else self.why()
 
 
 class LeaseKeeper(PeriodicRenewal):
@@ -570,7 +575,7 @@ class DeploymentProvisioner:
             max_lifetime=max_lifetime,
         )
         if not decision.delete:
-            return TeardownOutcome(False, decision.reason, decision.kept_because)
+            return TeardownOutcome(False, decision.why, decision.kept_because)
         taken = self.ledger.take_lease(
             owner, "delete", timedelta(seconds=self._timings.lease_ttl), only_if=due
         )

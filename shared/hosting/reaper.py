@@ -150,6 +150,29 @@ class DeploymentReaper:
             reports.append(ReapReport(snapshot.name, outcome.deleted, outcome.reason))
         return reports
 
+    def next_pass_due(self) -> datetime:
+        """The first moment a pass may list the account or change anything, the ledgers as
+        they are now: passes before it only read the ledgers (see `listing_due`).
+
+        The planner's replay runs the pass once per virtual minute, as the timer does, and
+        skips the passes this says cannot matter until some ledger changes.
+        """
+        now = self._now()
+        if self._last_listed is None:
+            return now
+        due = self._last_listed + self._full_sweep_every
+        for hosted in self._by_deployment.values():
+            record = hosted.ledger.read()
+            if management_paused(record, now):
+                # Every pass is a no-op while any model's pause lasts.
+                assert record.management_retry_at is not None
+                due = min(due, record.management_retry_at)
+                continue
+            at = listing_due(record, now, hosted.idle_grace, hosted.max_lifetime)
+            if at is not None:
+                due = min(due, at)
+        return due
+
     def _now(self) -> datetime:
         first = next(iter(self._by_deployment.values()), None)
         return first.ledger.now() if first is not None else datetime.now().astimezone()
@@ -281,3 +304,32 @@ def why_list_the_account(
         return "may be past its maximum lifetime"
     decision = decide_teardown(record, now=now, idle_grace=idle_grace, exists=True)
     return decision.reason if decision.delete else None
+
+
+def listing_due(
+    record: LedgerRecord, now: datetime, idle_grace: IdleGrace, max_lifetime: timedelta
+) -> datetime | None:
+    """A moment at or before which `why_list_the_account` gives no reason, `record` unchanged
+    (pure); at or before `now` when it may give one now, None when it never will.
+
+    Each of its reasons only comes with time (a lease lapses, holds expire, the grace runs
+    out, the lifetime ends), so the soonest of those moments is safe to wait for; it may come
+    early, never late.
+    """
+    lease = record.live_lease(now)
+    if record.state is KnownState.ABSENT and lease is None:
+        return None
+    if record.state is KnownState.DELETING and lease is None:
+        return now
+    candidates: list[datetime] = []
+    if lease is not None:
+        candidates.append(lease.expires)
+    born = record.provisioning_started or record.ready_since
+    if born is not None:
+        candidates.append(born + max_lifetime)
+    decision = decide_teardown(record, now=now, idle_grace=idle_grace, exists=True)
+    if decision.delete:
+        return now
+    if decision.retry_after is not None:
+        candidates.append(now + decision.retry_after)
+    return min(candidates, default=None)

@@ -68,9 +68,14 @@ class VirtualClock:
 
     def __init__(self, start: float) -> None:
         self.now = start
+        # The engine asks the time many times per event; the answer changes only with `now`.
+        self._at = start
+        self._datetime = datetime.fromtimestamp(start, UTC)
 
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.now, UTC)
+        if self.now != self._at:
+            self._at, self._datetime = self.now, datetime.fromtimestamp(self.now, UTC)
+        return self._datetime
 
 
 class MemoryStore(JsonBlobStore[ModelT]):

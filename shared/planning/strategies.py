@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from shared.planning.baselines import BaselineResult, always_on, clairvoyant_bou
 from shared.planning.fitting import fit_windows
 from shared.planning.replay import ReplayConfig, ReplayResult, replay
 from shared.planning.stand_in import AzureTimings
-from shared.planning.trace import Trace
+from shared.planning.trace import Trace, TraceDocument
 from shared.planning.waits import Waits
 from shared.schedules.models import WindowSettings
 
@@ -48,7 +49,8 @@ class PlanInputs:
     time_zone: str = "UTC"  # for fitting windows
     model: str = "MODEL"  # the name the fitted windows' TOML is written for
     grace_minutes: tuple[float, ...] = GRACE_MINUTES
-    # Strategies replayed at once, each in its own process (1: all in this one).
+    # Strategies replayed at once, each in its own process (1: all in this one; the
+    # command's default is one per usable core).
     workers: int = 1
     # Changes every replayed strategy (tests shrink or vary the engine's settings).
     adjust: Callable[[ReplayConfig], ReplayConfig] = field(default=lambda config: config)
@@ -126,27 +128,50 @@ class _Replayed:
     note: str = ""
 
 
+# Below this many documents replayed in all (documents x strategies), starting processes
+# costs more than it saves: the replays run in this process.
+PARALLEL_FROM_DOCUMENT_REPLAYS = 100_000
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (the default number of replay processes)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def _replay_all(
     trace: Trace, configs: list[ReplayConfig], start: float, until: float, workers: int
 ) -> list[ReplayResult]:
-    """Each strategy's replay; in `workers` processes when more than one (they are independent)."""
-    if workers <= 1 or len(configs) <= 1:
+    """Each strategy's replay; in up to `workers` processes when more than one (they are
+    independent), unless the whole is too small to gain from it."""
+    workers = min(workers, len(configs))
+    if workers <= 1 or len(trace.documents) * len(configs) < PARALLEL_FROM_DOCUMENT_REPLAYS:
         return [replay(trace.documents, config, start=start, until=until) for config in configs]
-    _shared_trace[:] = [trace]
-    # Forked, so each worker starts with the trace and the engine's code as they are here.
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # Spawned, not forked: a fork copies whatever locks the caller's other threads hold, and
+    # macOS cannot fork safely at all. Each process is sent the trace once.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_receive_trace,
+        initargs=(trace.documents,),
+    ) as pool:
         futures = [pool.submit(_replay_in_worker, config, start, until) for config in configs]
-        _shared_trace.clear()
         return [future.result() for future in futures]
 
 
-# The trace the forked workers replay, set just before they fork so it is not pickled.
-_shared_trace: list[Trace] = []
+# The trace a replay process replays, received once when the process starts.
+_worker_documents: list[tuple[TraceDocument, ...]] = []
+
+
+def _receive_trace(documents: tuple[TraceDocument, ...]) -> None:
+    _worker_documents[:] = [documents]
 
 
 def _replay_in_worker(config: ReplayConfig, start: float, until: float) -> ReplayResult:
-    return replay(_shared_trace[0].documents, config, start=start, until=until)
+    return replay(_worker_documents[0], config, start=start, until=until)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,9 @@ def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(after, UTC)
 
 
+# Pure and asked again on every reconciler tick for the same days: cached (a year of days
+# for a few windows; settings objects are frozen and hashable).
+@lru_cache(maxsize=4096)
 def window_on(window: WindowSettings, day: date) -> Occurrence | None:
     """The window's occurrence opening on local `day`, or None if it does not open then."""
     if not is_open_day(window, day):
@@ -123,6 +126,7 @@ def longest_length(window: WindowSettings) -> timedelta:
     return longest
 
 
+@lru_cache(maxsize=4096)
 def batch_on(batch: BatchSchedule, day: date) -> Occurrence | None:
     """The batch's run starting on local `day` (start to deadline), or None."""
     if not is_open_day(batch, day):
@@ -157,7 +161,15 @@ def occurrences_around(
     longest = timedelta(days=8)
     first = _local_day(rule, now - reach - longest)
     last = _local_day(rule, now + reach) + timedelta(days=1)
-    return list(_occurrences_from(rule, first, (last - first).days + 1))
+    return list(_occurrences_between(rule, first, (last - first).days + 1))
+
+
+@lru_cache(maxsize=1024)
+def _occurrences_between(
+    rule: WindowSettings | BatchSchedule, first_day: date, days: int
+) -> tuple[Occurrence, ...]:
+    # The same days for every tick of a day (the reconciler's every minute): cached.
+    return tuple(_occurrences_from(rule, first_day, days))
 
 
 def current_window(window: WindowSettings, now: datetime) -> Occurrence | None:

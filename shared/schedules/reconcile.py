@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from shared.catalog import HostedModel
 from shared.hosting.holds import Hold, KnownState, LedgerRecord
@@ -39,6 +40,7 @@ WINDOW_HOLD_OWNER = "schedule"
 LEAD_SAFETY_FACTOR = 1.5
 
 
+@lru_cache(maxsize=1024)  # asked for every occurrence in reach on every tick
 def window_hold_id(occurrence: Occurrence) -> str:
     return f"{WINDOW_HOLD_PREFIX}{occurrence.name}:{occurrence.opens:%Y-%m-%dT%H:%M:%SZ}"
 
