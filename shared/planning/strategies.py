@@ -9,6 +9,7 @@ recommends the cheapest strategy whose p95 wait is within the user's limit.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
@@ -156,7 +157,7 @@ def _replay_all(
         max_workers=workers,
         mp_context=context,
         initializer=_receive_trace,
-        initargs=(trace.documents,),
+        initargs=(trace.documents, logging.getLogger("shared").getEffectiveLevel()),
     ) as pool:
         futures = [pool.submit(_replay_in_worker, config, start, until) for config in configs]
         return [future.result() for future in futures]
@@ -166,8 +167,11 @@ def _replay_all(
 _worker_documents: list[tuple[TraceDocument, ...]] = []
 
 
-def _receive_trace(documents: tuple[TraceDocument, ...]) -> None:
+def _receive_trace(documents: tuple[TraceDocument, ...], engine_log_level: int) -> None:
     _worker_documents[:] = [documents]
+    # As quiet as the caller made the engine's log (`hosting plan` silences the thousands of
+    # lines the virtual deployments' provisioner writes): a spawned process starts afresh.
+    logging.getLogger("shared").setLevel(engine_log_level)
 
 
 def _replay_in_worker(config: ReplayConfig, start: float, until: float) -> ReplayResult:
