@@ -59,6 +59,7 @@ DEFAULT_BLOB_MAX_ATTEMPTS = 5
 DEFAULT_BLOB_CONCURRENCY = 8
 RECEIPTS_CONTAINER = "azure-webjobs-hosts"
 POISON_QUEUE = "webjobs-blobtrigger-poison"
+STOP_RECANCEL_SECONDS = 0.5  # how long stop() waits before cancelling a poller again
 
 _TEMPLATE_PARAM = re.compile(r"\{([^{}]+)\}")
 _INVALID_OPTIONS = "blob concurrency and attempts must be >= 1 and the poll interval > 0"
@@ -158,6 +159,7 @@ class BlobTriggers(TriggerKind):
         self._in_flight: set[tuple[str, str]] = set()
         self._pollers: list[asyncio.Task[None]] = []
         self._slots: asyncio.Semaphore | None = None
+        self._stopping = False
 
     def add(self, function: IndexedFunction) -> None:
         where = f"blob trigger '{function.name}'"
@@ -200,9 +202,16 @@ class BlobTriggers(TriggerKind):
             )
 
     async def stop(self) -> None:
-        for task in self._pollers:
-            task.cancel()
-        await asyncio.gather(*self._pollers, return_exceptions=True)
+        # One cancel is not always enough: before Python 3.12, asyncio.wait_for returns the
+        # wait's result when a cancel lands just as that wait completes, and the poller would
+        # poll on while stop() waited for it forever. The flag ends the loop at its next turn,
+        # and the cancel is repeated until every poller has ended.
+        self._stopping = True
+        pending = set(self._pollers)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=STOP_RECANCEL_SECONDS)
 
     async def close(self) -> None:
         for watch in self._watches:
@@ -232,7 +241,7 @@ class BlobTriggers(TriggerKind):
     # -- scanning --
 
     async def _poll(self, watch: _BlobWatch) -> None:
-        while True:
+        while not self._stopping:
             watch.scans_started += 1
             try:
                 await self._scan(watch)

@@ -111,3 +111,36 @@ def test_blob_deliveries_run_concurrently_up_to_the_limit(
         assert sample.BLOB_CONCURRENCY["max"] == 2
 
     run(scenario())
+
+
+def test_stop_ends_a_poller_that_swallowed_its_cancellation(
+    environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before Python 3.12, asyncio.wait_for can eat a cancel that lands as its wait completes.
+
+    A poller that ate its cancel kept polling, and the host's stop waited on it for ever
+    (a CI run hung in this file's receipts test until pytest-timeout ended it).
+    """
+    from scripts.functions_host.blobs import BlobTriggers
+
+    swallowed: list[bool] = []
+
+    async def scan_that_swallows_one_cancel(self: BlobTriggers, watch: object) -> None:
+        if swallowed:
+            return
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.append(True)  # ends normally, as wait_for did with a finished wait
+
+    monkeypatch.setattr(BlobTriggers, "_scan", scan_that_swallows_one_cancel)
+
+    async def scenario() -> None:
+        async with hosted(environ) as host:
+            await asyncio.sleep(0.2)  # the poller is now inside its scan
+            stopping = asyncio.ensure_future(host.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=20)
+            assert stopping in done, "the host's stop never ended"
+        assert swallowed == [True]
+
+    run(scenario())
