@@ -5,6 +5,9 @@ No SDK calls and no business rules here: settings and clients are built lazily b
 no settings, opens no connection and imports none of the Azure and OpenAI SDKs (the host
 indexes the functions of every new instance before its first trigger; the composition root
 and the SDKs load with the first invocation that needs them).
+
+The HTTP handlers are async and do their work on the API's own threads
+(`shared.api.threads`), never in the worker's pool the document and timer triggers share.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING
 import azure.functions as func
 
 from shared.api.portal import portal_pages
+from shared.api.threads import on_api_threads
 from shared.batch.messages import ContinueMessage
 from shared.documents.parking import ResumeMessage
 
@@ -82,32 +86,31 @@ def resume_job(message: func.QueueMessage) -> None:
 @app.function_name("submit_job")
 @app.route(route="jobs", methods=[func.HttpMethod.POST])
 async def submit_job(req: func.HttpRequest) -> func.HttpResponse:
-    """The portal's submit button: store the document and answer 202 with the job's URL.
-
-    Async, so a submission never waits for a thread of the pool the document triggers fill
-    during a burst; the storage writes run on the API's own threads."""
-    return await get_services().jobs_api.submit_async(req)
+    """The portal's submit button: store the document and answer 202 with the job's URL."""
+    return await on_api_threads(lambda: get_services().jobs_api.submit(req))
 
 
 @app.function_name("get_job")
 @app.route(route="jobs/{job_id}", methods=[func.HttpMethod.GET])
-def get_job(req: func.HttpRequest) -> func.HttpResponse:
+async def get_job(req: func.HttpRequest) -> func.HttpResponse:
     """The job's status and, once done, its result."""
-    return get_services().jobs_api.status(req.route_params.get("job_id", ""))
+    job_id = req.route_params.get("job_id", "")
+    return await on_api_threads(lambda: get_services().jobs_api.status(job_id))
 
 
 @app.function_name("start_batch")
 @app.route(route="batches", methods=[func.HttpMethod.POST])
-def start_batch(req: func.HttpRequest) -> func.HttpResponse:
+async def start_batch(req: func.HttpRequest) -> func.HttpResponse:
     """Start a batch run over a prefix of the batch container; 202 with the run's URL."""
-    return get_services().batches_api.start(req)
+    return await on_api_threads(lambda: get_services().batches_api.start(req))
 
 
 @app.function_name("get_batch")
 @app.route(route="batches/{run_id}", methods=[func.HttpMethod.GET])
-def get_batch(req: func.HttpRequest) -> func.HttpResponse:
+async def get_batch(req: func.HttpRequest) -> func.HttpResponse:
     """A batch run's progress and, once it ended, its summary."""
-    return get_services().batches_api.status(req.route_params.get("run_id", ""))
+    run_id = req.route_params.get("run_id", "")
+    return await on_api_threads(lambda: get_services().batches_api.status(run_id))
 
 
 @app.function_name("continue_batch")
@@ -210,30 +213,31 @@ def reconcile_schedules(timer: func.TimerRequest) -> None:
 @app.route(
     route="portal/{*asset}", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS
 )
-def portal(req: func.HttpRequest) -> func.HttpResponse:
+async def portal(req: func.HttpRequest) -> func.HttpResponse:
     """The portal's pages (static files; they hold no data, so no key is needed for them)."""
-    return portal_pages().serve(req)
+    return await on_api_threads(lambda: portal_pages().serve(req))
 
 
 @app.function_name("list_profiles")
 @app.route(route="profiles", methods=[func.HttpMethod.GET])
-def list_profiles(req: func.HttpRequest) -> func.HttpResponse:
+async def list_profiles(req: func.HttpRequest) -> func.HttpResponse:
     """The processing profiles a document may be submitted with, and the submission limits."""
-    return get_services().profiles_api.list()
+    # The lambda defers get_services(): its first call builds the app, off the event loop.
+    return await on_api_threads(lambda: get_services().profiles_api.list())  # noqa: PLW0108
 
 
 @app.function_name("operations")
 @app.route(route="ops", methods=[func.HttpMethod.GET])
-def operations(req: func.HttpRequest) -> func.HttpResponse:
+async def operations(req: func.HttpRequest) -> func.HttpResponse:
     """Each hosted model's deployment, holds and schedule, and the batch runs under way."""
-    return get_services().operations_api.get()
+    return await on_api_threads(lambda: get_services().operations_api.get())  # noqa: PLW0108
 
 
 @app.function_name("get_report")
 @app.route(route="report", methods=[func.HttpMethod.GET])
-def get_report(req: func.HttpRequest) -> func.HttpResponse:
+async def get_report(req: func.HttpRequest) -> func.HttpResponse:
     """The savings report (JSON, or its chart with format=png|svg); see shared/api/report.py."""
-    return get_services().report_api.get(req)
+    return await on_api_threads(lambda: get_services().report_api.get(req))
 
 
 @app.function_name("sweep_lost_uploads")

@@ -4,19 +4,13 @@ Parses the request (JSON or multipart), answers bad input with 400 or 413 and wh
 and otherwise leaves validation and storage to `shared.documents.submissions`. A job that has
 not started yet also shows where its deployment's provisioning stands (`shared.api.waits`), so
 the portal can say how long the wait should be.
-
-A submission runs on the API's own threads (`submit_async`), not in the worker's pool of sync
-handler threads: during a burst that pool is full of blob deliveries and resumes, and a POST
-queued behind them waited seconds for a thread while its own work took a fraction of one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,10 +29,6 @@ from shared.documents.submissions import (
 
 logger = logging.getLogger(__name__)
 
-# Submissions stored at once per instance: two storage writes each, so a few threads keep up
-# with a burst of clients; more would only contend for the same interpreter.
-SUBMIT_THREADS = 8
-
 
 class JobsApi:
     """Handles POST /api/jobs and GET /api/jobs/{id}."""
@@ -55,15 +45,8 @@ class JobsApi:
         self._max_submit_bytes = max_submit_bytes
         self._deployment_wait = deployment_wait
         self._clock = clock
-        self._threads = ThreadPoolExecutor(
-            max_workers=SUBMIT_THREADS, thread_name_prefix="jobs-api"
-        )
 
     # --- POST /api/jobs -------------------------------------------------------------------
-
-    async def submit_async(self, req: func.HttpRequest) -> func.HttpResponse:
-        """`submit` on the API's own threads, for an async trigger (see the module's note)."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self.submit, req)
 
     def submit(self, req: func.HttpRequest) -> func.HttpResponse:
         try:

@@ -6,15 +6,18 @@ import asyncio
 import functools
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 import azure.functions as func
 import pytest
 from azure.functions.queue import QueueMessage
 
 import function_app
+from scripts.functions_host.host import LocalFunctionsHost
 from shared import composition, settings
 from shared.composition import AppServices
 from shared.documents.jobs import job_id_for
@@ -80,7 +83,7 @@ def post_json(body: Any, *, raw: bytes | None = None) -> func.HttpResponse:
 
 def get_job(job_id: str) -> func.HttpResponse:
     req = func.HttpRequest("GET", f"{BASE}/{job_id}", route_params={"job_id": job_id}, body=b"")
-    response: func.HttpResponse = handler("get_job")(req)
+    response: func.HttpResponse = asyncio.run(handler("get_job")(req))
     return response
 
 
@@ -261,3 +264,45 @@ def test_a_message_that_is_not_a_resume_is_dropped_with_a_log_line(
     with caplog.at_level(logging.ERROR):
         handler("resume_job")(QueueMessage(id="m", body=b"hello", dequeue_count=1))  # type: ignore[no-untyped-call]
     assert "dropping a message that is not a resume" in caplog.text
+
+
+def test_the_http_api_answers_while_every_handler_thread_is_busy(services: AppServices) -> None:
+    """A person at the portal is answered while documents and timers fill the worker's pool.
+
+    The app runs in the local Functions host with a pool of one thread for sync handlers
+    (`PYTHON_THREADPOOL_THREAD_COUNT=1`), and that thread is held, as a long blob delivery or a
+    reaper pass waiting on Azure would hold it. Every HTTP route must still answer.
+    """
+    routes = ["submit_job", "get_job", "portal", "list_profiles", "get_batch", "get_report"]
+
+    async def scenario() -> None:
+        host = LocalFunctionsHost(
+            function_app.app, functions=routes, thread_pool_size=1, shutdown_timeout=5.0
+        )
+        async with host:
+            release = threading.Event()
+            pool = host._invoker._executor  # the host's pool of sync handler threads
+            busy = asyncio.get_running_loop().run_in_executor(pool, release.wait, 120)
+            # Bounded: before the HTTP handlers were async, each of these waited for the
+            # held thread (here: for ever) and the page stopped answering.
+            timeout = aiohttp.ClientTimeout(total=20)
+            async with aiohttp.ClientSession(host.base_url, timeout=timeout) as http:
+                async with http.get("/api/portal/") as page:
+                    assert page.status == 200
+                async with http.get("/api/profiles") as profiles:
+                    assert profiles.status == 200
+                submitted = {"text": "Lease of premises.", "filename": "lease.txt"}
+                async with http.post("/api/jobs", json=submitted) as posted:
+                    assert posted.status == 202, await posted.text()
+                    job_id = (await posted.json())["job_id"]
+                async with http.get(f"/api/jobs/{job_id}") as job:
+                    assert job.status == 200 and (await job.json())["status"] == "queued"
+                async with http.get("/api/batches/no-such-run") as batch:
+                    assert batch.status == 404
+                async with http.get("/api/report", params={"since": "PT1H"}) as report:
+                    assert report.status == 200
+            assert not busy.done(), "the pool's thread was held throughout"
+            release.set()
+            await busy
+
+    asyncio.run(scenario())

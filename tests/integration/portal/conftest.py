@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = Path(os.environ.get("PORTAL_ARTIFACTS", REPO_ROOT / ".artifacts" / "portal"))
 HOST_START_SECONDS = 60.0
+HOST_LOG_LINES = 120
 
 
 def _under_ci() -> bool:
@@ -269,6 +270,17 @@ def portal_host(
         if services is not None:
             services.blob_service.close()
         simulator.admin.configure(**SIMULATOR_TEST_CONFIG)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report carries the end of the host's log: CI keeps no artefacts."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    log = ARTIFACTS / "functions_host.log"
+    if report.failed and report.when == "call" and log.exists():
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-HOST_LOG_LINES:]
+        report.sections.append(("functions host log (end)", "\n".join(tail)))
 
 
 def shot(page: Any, artifacts: Path, name: str) -> Path:
