@@ -18,6 +18,7 @@ from azure.core.credentials import AccessToken
 from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
 
 from scripts.azurite import RunningAzurite, start_azurite
+from simulator.config import RUNTIME_SETTABLE, SimulatorConfig
 from simulator.process import RunningSimulator, start_simulator
 
 # Fast simulated timings: 600 simulated seconds per real second, so a 300 s provisioning
@@ -32,7 +33,7 @@ SIMULATOR_TEST_ARGS: tuple[str, ...] = (
     "--poll-retry-after-seconds", "10",
 )  # fmt: skip
 
-SIMULATOR_TEST_CONFIG: dict[str, Any] = {
+_TEST_TIMINGS: dict[str, Any] = {
     "time_scale": 600.0,
     "provisioning_seconds": 300.0,
     "accepted_seconds": 10.0,
@@ -40,9 +41,16 @@ SIMULATOR_TEST_CONFIG: dict[str, Any] = {
     "deletion_seconds": 30.0,
     "recreate_cooldown_seconds": 20.0,
     "poll_retry_after_seconds": 10.0,
-    # The simulator's own defaults, restored because some tests lower the account's limits.
-    "quota_capacity": 100,
-    "max_fine_tuned_deployments": 5,
+}
+SIMULATOR_TEST_CONFIG: dict[str, Any] = {
+    **_TEST_TIMINGS,
+    # The simulator's own defaults for everything else a test may change at run time, restored
+    # so that no test sees what an earlier one set (the order differs between runs).
+    **{
+        name: getattr(SimulatorConfig(), name)
+        for name in sorted(RUNTIME_SETTABLE)
+        if name not in _TEST_TIMINGS
+    },
 }
 
 
@@ -99,3 +107,11 @@ def aoai_client(sim: RunningSimulator) -> Iterator[openai.AzureOpenAI]:
     )
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def piped_console_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's command lays tables out as it does into a pipe, whatever runs the tests:
+    some runners (pytest-xdist's workers) set COLUMNS=80, which folds the tables' cells."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)

@@ -3,7 +3,6 @@ run carried to its end by the `continue_batch` queue trigger with real queue mes
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -40,13 +39,13 @@ def post(body: Any) -> func.HttpResponse:
     request = func.HttpRequest(
         "POST", BASE, headers={"content-type": "application/json"}, body=json.dumps(body).encode()
     )
-    response: func.HttpResponse = asyncio.run(handler("start_batch")(request))
+    response: func.HttpResponse = handler("start_batch")(request)
     return response
 
 
 def get(run_id: str) -> func.HttpResponse:
     request = func.HttpRequest("GET", f"{BASE}/{run_id}", body=b"", route_params={"run_id": run_id})
-    response: func.HttpResponse = asyncio.run(handler("get_batch")(request))
+    response: func.HttpResponse = handler("get_batch")(request)
     return response
 
 

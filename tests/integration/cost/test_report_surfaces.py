@@ -7,7 +7,6 @@ log the `up` and `down` wrote, and both refuse bad input with a message saying w
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -98,8 +97,8 @@ def api(setup: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:  # noqa: 
 
 
 def get(**params: str) -> func.HttpResponse:
-    response: func.HttpResponse = asyncio.run(
-        handler("get_report")(func.HttpRequest("GET", BASE, params=params, body=b""))
+    response: func.HttpResponse = handler("get_report")(
+        func.HttpRequest("GET", BASE, params=params, body=b"")
     )
     return response
 

@@ -7,8 +7,6 @@ counts, blob streams), so a test sees exactly what a caller would.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import time
 from typing import Any
@@ -30,11 +28,7 @@ def post(url: str, body: bytes, content_type: str | None = JSON) -> func.HttpRes
     headers = {"content-type": content_type} if content_type is not None else {}
     request = func.HttpRequest("POST", url, headers=headers, body=body)
     name = "submit_job" if url == JOBS_URL else "start_batch"
-    answered = handler(name)(request)
-    # submit_job is an async trigger (it runs on the API's own threads): the host awaits it.
-    response: func.HttpResponse = (
-        asyncio.run(answered) if inspect.iscoroutine(answered) else answered
-    )
+    response: func.HttpResponse = handler(name)(request)
     return response
 
 
