@@ -48,8 +48,12 @@ typecheck: $(STAMP)
 browser:
 	@$(PYTHON) -m scripts.chromium
 
+# One worker process per core: most tests wait on the local Azure, so two run in the time of
+# one (see BENCHMARKS.md). Whole files go to one worker (--dist loadfile): a module's host or
+# browser is started once. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= auto
 pytest: install browser
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # checkov over infra/ (offline): fails on any failed check, unparsed file, or empty run.
 infra-check: $(STAMP) $(CHECKOV_STAMP)

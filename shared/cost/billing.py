@@ -44,14 +44,6 @@ def billed_seconds(lifetime: Lifetime, reading: BillingReading) -> float:
     return _whole_units(seconds, unit) * unit
 
 
-def total_billed_seconds(lifetimes: Iterable[Lifetime], reading: BillingReading) -> float:
-    return sum(billed_seconds(lifetime, reading) for lifetime in lifetimes)
-
-
-def total_billed_hours(lifetimes: Iterable[Lifetime], reading: BillingReading) -> float:
-    return total_billed_seconds(lifetimes, reading) / 3600.0
-
-
 def hosting_cost(billed_hours: float, hourly_fee: float) -> float:
     """The hosting fee for `billed_hours` at `hourly_fee` (currency per hour)."""
     return billed_hours * hourly_fee
@@ -84,16 +76,46 @@ class BilledHosting:
         return hosting_cost(self.billed_hours(reading), self.hourly_fee)
 
 
+@dataclass
+class LifetimeTally:
+    """Lifetimes folded in as they end: all `bill` needs, in the same memory for any number.
+
+    The planner replays months of traffic with thousands of deploy cycles per strategy; it
+    adds each lifetime here when it ends instead of keeping them all.
+    """
+
+    deploy_cycles: int = 0
+    hosted_seconds: float = 0.0
+    billed_seconds_per_minute: float = 0.0
+    billed_seconds_per_started_hour: float = 0.0
+
+    @classmethod
+    def of(cls, lifetimes: Iterable[Lifetime]) -> LifetimeTally:
+        tally = cls()
+        for lifetime in lifetimes:
+            tally.add(lifetime)
+        return tally
+
+    def add(self, lifetime: Lifetime) -> None:
+        self.deploy_cycles += 1
+        self.hosted_seconds += lifetime_seconds(lifetime)
+        self.billed_seconds_per_minute += billed_seconds(lifetime, "per_minute")
+        self.billed_seconds_per_started_hour += billed_seconds(lifetime, "per_started_hour")
+
+    def billed(self, hourly_fee: float) -> BilledHosting:
+        """Bill the lifetimes added so far under both readings at `hourly_fee`."""
+        return BilledHosting(
+            deploy_cycles=self.deploy_cycles,
+            hosted_seconds=self.hosted_seconds,
+            billed_hours_per_minute=self.billed_seconds_per_minute / 3600.0,
+            billed_hours_per_started_hour=self.billed_seconds_per_started_hour / 3600.0,
+            hourly_fee=hourly_fee,
+        )
+
+
 def bill(lifetimes: Iterable[Lifetime], hourly_fee: float) -> BilledHosting:
     """Bill every lifetime under both readings at `hourly_fee`."""
-    spans = list(lifetimes)
-    return BilledHosting(
-        deploy_cycles=len(spans),
-        hosted_seconds=sum(lifetime_seconds(span) for span in spans),
-        billed_hours_per_minute=total_billed_hours(spans, "per_minute"),
-        billed_hours_per_started_hour=total_billed_hours(spans, "per_started_hour"),
-        hourly_fee=hourly_fee,
-    )
+    return LifetimeTally.of(lifetimes).billed(hourly_fee)
 
 
 def union_seconds(intervals: Iterable[Lifetime]) -> float:

@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from shared.cost.billing import Lifetime, LifetimeTally
 from shared.planning.trace import TraceDocument
 from shared.planning.waits import Waits
 
 
 @dataclass(frozen=True)
 class BaselineResult:
-    lifetimes: tuple[tuple[float, float], ...]
+    hosting: LifetimeTally  # tallied as the lifetimes are made: memory does not grow with them
     waits: Waits
 
 
@@ -38,25 +39,33 @@ def clairvoyant_bound(
     documents: tuple[TraceDocument, ...], *, serving_after: float, tokens_per_second: float
 ) -> BaselineResult:
     """The zero-wait lower bound: the union of `[t_i - P, finish_i]` as lifetimes."""
-    lifetimes: list[tuple[float, float]] = []
+    spans = clairvoyant_lifetimes(
+        documents, serving_after=serving_after, tokens_per_second=tokens_per_second
+    )
+    return BaselineResult(LifetimeTally.of(spans), Waits(0.0 for _ in documents))
+
+
+def clairvoyant_lifetimes(
+    documents: tuple[TraceDocument, ...], *, serving_after: float, tokens_per_second: float
+) -> Iterator[Lifetime]:
+    """The clairvoyant bound's lifetimes, in time order."""
     start = end = None
     for document, finish in zip(documents, finishes(documents, tokens_per_second), strict=True):
         needed_from = document.at - serving_after
         if start is None or end is None or needed_from > end:
             if start is not None and end is not None:
-                lifetimes.append((start, end))
+                yield (start, end)
             start, end = needed_from, finish
         else:
             end = max(end, finish)
     if start is not None and end is not None:
-        lifetimes.append((start, end))
-    return BaselineResult(tuple(lifetimes), Waits(0.0 for _ in documents))
+        yield (start, end)
 
 
 def always_on(
     documents: tuple[TraceDocument, ...], *, start: float, until: float
 ) -> BaselineResult:
-    return BaselineResult(((start, until),), Waits(0.0 for _ in documents))
+    return BaselineResult(LifetimeTally.of([(start, until)]), Waits(0.0 for _ in documents))
 
 
 def per_document(
@@ -67,8 +76,8 @@ def per_document(
     tokens_per_second: float,
 ) -> BaselineResult:
     """Deploy, infer, delete for each document, on a deployment of its own."""
-    lifetimes = tuple(
+    lifetimes = (
         (d.at, d.at + serving_after + d.tokens / tokens_per_second + deletion_seconds)
         for d in documents
     )
-    return BaselineResult(lifetimes, Waits(serving_after for _ in documents))
+    return BaselineResult(LifetimeTally.of(lifetimes), Waits(serving_after for _ in documents))

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.catalog import DeploymentType, HostedModel
+from shared.cost.billing import Lifetime, LifetimeTally
 from shared.cost.learning import RecentLifecycle
 from shared.documents.engine import EngineLimits
 from shared.hosting.deployments import DeploymentSpec, ProvisioningError
@@ -95,7 +96,7 @@ class ReplayConfig:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    lifetimes: tuple[tuple[float, float], ...]
+    hosting: LifetimeTally  # every deploy cycle's lifetime, folded in as it ended
     waits: Waits  # one per document served, in seconds
     failed: int  # documents the engine gave up on (waited past its ready timeout)
     calls: ManagementCalls
@@ -130,15 +131,18 @@ class Replay:
         start: float,
         until: float,
         skip_quiet_passes: bool = True,
+        on_lifetime: Callable[[Lifetime], None] | None = None,
     ) -> None:
         self._config = config
+        self._hosting = LifetimeTally()
+        self._on_lifetime = on_lifetime
         self._skip_quiet_passes = skip_quiet_passes
         self._quiet_record: LedgerRecord | None = None
         self._quiet_until = datetime.min.replace(tzinfo=UTC)
         self._start = start
         self._until = until
         self.clock = VirtualClock(start)
-        self.azure = VirtualAzure(self.clock, config.azure)
+        self.azure = VirtualAzure(self.clock, config.azure, self._lifetime_ended)
         model = config.hosted_model()
         spec = DeploymentSpec(
             name=model.deployment,
@@ -232,13 +236,18 @@ class Replay:
             elif kind == _FINISH:
                 self._finish(job)
                 del self._jobs[index]
-        end = max(self._until, self.clock.now)
+        self.azure.close(max(self._until, self.clock.now))
         return ReplayResult(
-            lifetimes=tuple(self.azure.lifetimes(end)),
+            hosting=self._hosting,
             waits=self._waits,
             failed=self._failed,
             calls=self.azure.calls,
         )
+
+    def _lifetime_ended(self, lifetime: Lifetime) -> None:
+        self._hosting.add(lifetime)
+        if self._on_lifetime is not None:
+            self._on_lifetime(lifetime)
 
     def _push(self, at: float, kind: int, index: int, generation: int) -> None:
         self._sequence += 1
@@ -372,7 +381,13 @@ def _jobs_of(documents: Iterable[TraceDocument]) -> Iterator[_Job]:
 
 
 def replay(
-    documents: tuple[TraceDocument, ...], config: ReplayConfig, *, start: float, until: float
+    documents: tuple[TraceDocument, ...],
+    config: ReplayConfig,
+    *,
+    start: float,
+    until: float,
+    on_lifetime: Callable[[Lifetime], None] | None = None,
 ) -> ReplayResult:
-    """Replay `documents` from `start` to `until` (epoch seconds) under `config`."""
-    return Replay(documents, config, start=start, until=until).run()
+    """Replay `documents` from `start` to `until` (epoch seconds) under `config`;
+    `on_lifetime` sees each deploy cycle's (created, gone) as it ends."""
+    return Replay(documents, config, start=start, until=until, on_lifetime=on_lifetime).run()

@@ -13,7 +13,6 @@ compare-and-swap interface as the blob store.
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,12 +135,19 @@ def _conflict(message: str) -> HttpResponseError:
 class VirtualAzure(AzureDeployments):
     """The management plane of one account, for the deployments the replay creates."""
 
-    def __init__(self, clock: VirtualClock, timings: AzureTimings) -> None:  # no SDK client
+    def __init__(
+        self,
+        clock: VirtualClock,
+        timings: AzureTimings,
+        on_lifetime: Callable[[tuple[float, float]], None],
+    ) -> None:  # no SDK client
         self._clock = clock
         self._timings = timings
         self._active: dict[str, Lifetime] = {}
         self._name_free_at: dict[str, float] = {}
-        self.history: list[Lifetime] = []
+        # Each ended lifetime goes to `on_lifetime` as (created, gone) and is forgotten here,
+        # so a replay's memory does not grow with its deploy cycles.
+        self._on_lifetime = on_lifetime
         self.calls = ManagementCalls()
 
     def _settle(self, name: str) -> Lifetime | None:
@@ -152,6 +158,7 @@ class VirtualAzure(AzureDeployments):
             return None
         if current.gone is not None and current.gone <= now:
             del self._active[name]
+            self._on_lifetime((current.created, current.gone))
             if current.deletion_started is not None:
                 self._name_free_at[name] = current.gone + self._timings.recreate_cooldown_seconds
             return None
@@ -207,7 +214,6 @@ class VirtualAzure(AzureDeployments):
         if spec.sku == DEVELOPER_TIER:
             lifetime.gone = now + DEVELOPER_TIER_LIFETIME_SECONDS
         self._active[spec.name] = lifetime
-        self.history.append(lifetime)
 
     def begin_create(self, spec: DeploymentSpec) -> LROPoller[Deployment]:
         raise NotImplementedError("the replay takes provisioning steps; it never follows a create")
@@ -239,12 +245,12 @@ class VirtualAzure(AzureDeployments):
             and self._clock.now >= current.serving_at
         )
 
-    def lifetimes(self, until: float) -> builtins.list[tuple[float, float]]:
-        """Every lifetime as (created, gone), those still alive ending at `until`."""
-        return [
-            (lifetime.created, min(until, lifetime.gone if lifetime.gone is not None else until))
-            for lifetime in self.history
-        ]
+    def close(self, until: float) -> None:
+        """End the replay at `until`: the lifetimes not yet reported end there (or when gone)."""
+        for name, lifetime in sorted(self._active.items(), key=lambda item: item[1].created):
+            gone = lifetime.gone if lifetime.gone is not None else until
+            self._on_lifetime((lifetime.created, min(until, gone)))
+            del self._active[name]
 
 
 class VirtualChat(ChatClient):

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from shared.cost.billing import BilledHosting, bill
+from shared.cost.billing import BilledHosting
 from shared.hosting.deployments import base_model
 from shared.planning.baselines import BaselineResult, always_on, clairvoyant_bound, per_document
 from shared.planning.fitting import fit_windows
@@ -222,7 +222,7 @@ def plan(trace: Trace, inputs: PlanInputs) -> Plan:
     fee = inputs.hourly_fee
 
     def fixed(result: BaselineResult) -> tuple[BilledHosting, Waits]:
-        return bill(result.lifetimes, fee), result.waits
+        return result.hosting.billed(fee), result.waits
 
     rows: list[StrategyRow] = []
     bound_bill, bound_waits = fixed(
@@ -375,7 +375,7 @@ def _replayed_row(
         strategy=strategy,
         label=label,
         kind="replayed",
-        billed=bill(result.lifetimes, fee),
+        billed=result.hosting.billed(fee),
         documents=documents,
         served=len(result.waits),
         failed=result.failed,

@@ -10,14 +10,16 @@ then every 15 s until the endpoint serves, so a cold start's first document wait
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
 import pytest
 
-from shared.cost.billing import bill
-from shared.planning.baselines import clairvoyant_bound
+from shared.cost.billing import Lifetime, LifetimeTally, bill
+from shared.planning.baselines import clairvoyant_bound, clairvoyant_lifetimes
 from shared.planning.replay import ReplayConfig, ReplayResult, replay
 from shared.planning.trace import TraceDocument
+from shared.planning.waits import Waits
 from shared.schedules.models import WindowSettings
 
 MONDAY = datetime(2026, 3, 23, tzinfo=UTC).timestamp()
@@ -34,17 +36,39 @@ def document(moment: str, tokens: int = 1000) -> TraceDocument:
     return TraceDocument(at(moment), tokens, 0, "adhoc")
 
 
-def run(documents: list[TraceDocument], **config: object) -> ReplayResult:
-    return replay(
+@dataclass(frozen=True)
+class Replayed:
+    """A replay's result and every lifetime it reported as it ended (the planner keeps only
+    their tally, `result.hosting`)."""
+
+    result: ReplayResult
+    lifetimes: tuple[Lifetime, ...]
+
+    @property
+    def waits(self) -> Waits:
+        return self.result.waits
+
+    @property
+    def hosting(self) -> LifetimeTally:
+        return self.result.hosting
+
+
+def run(documents: list[TraceDocument], **config: object) -> Replayed:
+    seen: list[Lifetime] = []
+    result = replay(
         tuple(documents),
         ReplayConfig(capacity=10, **config),  # type: ignore[arg-type]
         start=MONDAY,
         until=MONDAY + WEEK,
+        on_lifetime=seen.append,
     )
+    # The tally is the same whether lifetimes are kept or folded in as they end.
+    assert result.hosting == LifetimeTally.of(seen)
+    return Replayed(result, tuple(seen))
 
 
-def lifetimes_from(result: ReplayResult, origin: float) -> list[tuple[float, float]]:
-    return [(created - origin, gone - origin) for created, gone in result.lifetimes]
+def lifetimes_from(replayed: Replayed, origin: float) -> list[tuple[float, float]]:
+    return [(created - origin, gone - origin) for created, gone in replayed.lifetimes]
 
 
 def test_one_document_waits_one_provisioning_and_is_deleted_after_the_grace() -> None:
@@ -72,8 +96,10 @@ def test_two_documents_closer_than_p_share_one_cold_start() -> None:
     origin = documents[0].at
     assert result.waits.as_sorted() == (260.0, P)
     assert lifetimes_from(result, origin) == [(0.0, 392.0)]
+    spans = clairvoyant_lifetimes(tuple(documents), serving_after=P, tokens_per_second=RATE)
+    assert [(a - origin, b - origin) for a, b in spans] == [(-360.0, 106.0)]
     bound = clairvoyant_bound(tuple(documents), serving_after=P, tokens_per_second=RATE)
-    assert [(a - origin, b - origin) for a, b in bound.lifetimes] == [(-360.0, 106.0)]
+    assert bound.hosting.hosted_seconds == 466.0 and bound.hosting.deploy_cycles == 1
 
 
 def test_two_documents_farther_apart_than_the_grace_pay_two_cold_starts() -> None:

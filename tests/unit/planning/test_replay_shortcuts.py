@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time
 
 import pytest
 
+from shared.cost.billing import Lifetime
 from shared.planning import strategies
 from shared.planning.replay import Replay, ReplayConfig, ReplayResult
 from shared.planning.strategies import PlanInputs, plan
@@ -66,22 +67,31 @@ CONFIGS = {
 }
 
 
-def _replayed(config: ReplayConfig, *, skip: bool) -> ReplayResult:
+def _replayed(config: ReplayConfig, *, skip: bool) -> tuple[ReplayResult, list[Lifetime]]:
+    lifetimes: list[Lifetime] = []
     replay = Replay(
-        _week_of_traffic(), config, start=MONDAY, until=MONDAY + WEEK, skip_quiet_passes=skip
+        _week_of_traffic(),
+        config,
+        start=MONDAY,
+        until=MONDAY + WEEK,
+        skip_quiet_passes=skip,
+        on_lifetime=lifetimes.append,
     )
-    return replay.run()
+    return replay.run(), lifetimes
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_skipping_quiet_reaper_passes_changes_nothing(name: str) -> None:
-    skipping = _replayed(CONFIGS[name], skip=True)
-    every_minute = _replayed(CONFIGS[name], skip=False)
-    assert skipping.lifetimes == every_minute.lifetimes
+    skipping, skipping_lifetimes = _replayed(CONFIGS[name], skip=True)
+    every_minute, every_minute_lifetimes = _replayed(CONFIGS[name], skip=False)
+    assert skipping_lifetimes == every_minute_lifetimes
+    assert skipping.hosting == every_minute.hosting
     assert skipping.waits == every_minute.waits
     assert skipping.failed == every_minute.failed
     assert skipping.calls == every_minute.calls
-    assert skipping.lifetimes  # the traffic did make it create (and the check mean something)
+    assert (
+        skipping.hosting.deploy_cycles
+    )  # the traffic did make it create (and the check mean something)
 
 
 def test_replays_in_several_processes_answer_as_one(monkeypatch: pytest.MonkeyPatch) -> None:
