@@ -12,13 +12,17 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from scripts.azurite import RunningAzurite, start_azurite
+from tests.conftest import TEST_AZURITE_GC_SECONDS
 from tests.integration.functions_host import sample_app as sample
 from tests.integration.functions_host.support import NEVER
 
 
 @pytest.fixture(scope="package")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAzurite]:
-    with start_azurite(tmp_path_factory.mktemp("functions-host-azurite")) as running:
+    with start_azurite(
+        tmp_path_factory.mktemp("functions-host-azurite"),
+        gc_interval_seconds=TEST_AZURITE_GC_SECONDS,
+    ) as running:
         yield running
 
 
