@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -50,10 +52,35 @@ def decode_work_item(
     return data[key], str(data.get("reason", ""))[:500]
 
 
+_SDK_MODELS_LOCK = threading.Lock()
+
+
+@cache
+def prepare_queue_sdk_models() -> None:
+    """Have the queue SDK describe its message models once, before threads use them.
+
+    azure-storage-queue 12.18's generated models work out their fields on a class's first
+    instance, iterating the class while writing to it. Two threads sending the first messages
+    of a fresh instance at once (a burst on a cold Functions instance) made one fail with
+    "dictionary changed size during iteration", and its job with it. Done here, on the one
+    thread that builds the app, each class is described before any handler runs.
+    """
+    with _SDK_MODELS_LOCK:
+        try:  # the SDK's private layout: if it moves, there is nothing to prepare here
+            from azure.storage.queue._generated import models  # noqa: PLC0415
+            from azure.storage.queue._generated._utils.model_base import Model  # noqa: PLC0415
+        except ImportError:
+            return
+        for value in vars(models).values():
+            if isinstance(value, type) and issubclass(value, Model):
+                value.__new__(value)  # describes the class; the instance is dropped
+
+
 class DelayedWorkQueue:
     """One storage queue of delayed work items."""
 
     def __init__(self, queue: QueueClient) -> None:
+        prepare_queue_sdk_models()
         self._queue = queue
 
     def ensure_exists(self) -> None:
