@@ -8,10 +8,12 @@ a virtual clock against its in-process stand-in).
   bound (target at most 1.1), its cost against always-on and per-document, per document;
 - `speed`: the whole plan (every strategy) of the largest week-long reference trace (target
   under 10 s), and of a generated 100,000-document trace (target under 60 s) in one process
-  and as `hosting plan` runs it (one replay process per usable core), with the
-  replay's traced memory peak and the state it holds at its end, for 10,000 documents over
-  4 weeks against 100,000 over 40 weeks (the same traffic, ten times longer: flat, it
-  should not grow with the trace), and for the 100,000 of the timing (ten times denser).
+  and as `hosting plan` runs it (one replay process per usable core); then memory, which
+  should not grow with the trace's length: one replay's traced memory for 10,000 documents
+  over 4 weeks, the same 4 weeks played ten times in a row, 100,000 drawn over 40 weeks, and
+  the 100,000 of the timing (4 weeks, ten times denser), each with CPython's free lists
+  emptied once a virtual week and without (see `MeasuredReplay`); and the peak RSS of a
+  whole plan in a fresh process, 10,000 against 100,000 documents.
 
 Wall and CPU seconds are both reported: the machine is shared, so CPU time is the steadier
 figure. Results print as JSON and go to bench/results/.
@@ -23,9 +25,12 @@ import argparse
 import gc
 import json
 import logging
+import os
 import random
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -36,7 +41,14 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from shared.planning.replay import Replay, ReplayConfig
-from shared.planning.strategies import Plan, PlanInputs, horizon_of, plan, usable_cpus
+from shared.planning.strategies import (
+    WEEK_SECONDS,
+    Plan,
+    PlanInputs,
+    horizon_of,
+    plan,
+    usable_cpus,
+)
 from shared.planning.trace import Trace, TraceDocument, load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,30 +143,113 @@ def generated_trace(documents: int, *, weeks: int = 4, seed: int = 19) -> Trace:
     )
 
 
-def replay_memory(trace: Trace, capacity: int) -> tuple[int, int, float]:
-    """One replay's traced memory peak (the trace itself allocated before), what its state
-    still holds once it ended (the replay object alive, garbage collected), and its seconds.
+def repeated(trace: Trace, times: int, *, weeks: int) -> Trace:
+    """`trace` (spanning `weeks`) played `times` times in a row: the same traffic, longer."""
+    shift = weeks * WEEK_SECONDS
+    return Trace(
+        f"{trace.source}x{times}",
+        [d._replace(at=d.at + turn * shift) for turn in range(times) for d in trace.documents],
+    )
 
-    The peak includes CPython's free lists (tuples, dicts and the like kept for reuse rather
-    than freed), which fill up to a fixed size as a run goes on; the state held at the end is
-    the replay's own.
+
+class MeasuredReplay(Replay):
+    """A replay that empties CPython's free lists once a virtual week (`gc.collect` does), and
+    samples what it holds then.
+
+    Freed tuples, dicts and floats are kept by CPython for reuse, up to fixed counts per type
+    and size, and tracemalloc counts them as allocated: over a long run they fill up towards
+    those caps, so the raw traced peak creeps up whatever the replay itself holds. Emptied
+    once a week, the peak says what the replay needs within a week of traffic.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.week_ends = 0
+        self.most_held_at_a_week_end = 0
+        self._next_week = self.clock.now + WEEK_SECONDS
+
+    def _tick(self) -> None:
+        super()._tick()
+        if self.clock.now >= self._next_week:
+            self._next_week += WEEK_SECONDS
+            gc.collect()
+            held, _ = tracemalloc.get_traced_memory()
+            self.week_ends += 1
+            self.most_held_at_a_week_end = max(self.most_held_at_a_week_end, held)
+
+
+def replay_memory(trace: Trace, capacity: int, *, weekly_collect: bool) -> dict[str, Any]:
+    """One replay's traced memory (the trace itself allocated before): its peak, the most it
+    held at a week's end (free lists emptied) and what it holds once ended (the replay object
+    alive, garbage collected). With `weekly_collect`, the free lists are emptied at each
+    virtual week's end (`MeasuredReplay`); without, the peak counts them as CPython fills them.
     """
     start, until = horizon_of(trace)
     config = ReplayConfig(capacity=capacity, idle_grace_seconds=300)
+    kind = MeasuredReplay if weekly_collect else Replay
     gc.collect()
     tracemalloc.start()
     try:
         began = time.perf_counter()
-        running = Replay(trace.documents, config, start=start, until=until)
+        running = kind(trace.documents, config, start=start, until=until)
         running.run()
         seconds = time.perf_counter() - began
         _, peak = tracemalloc.get_traced_memory()
         gc.collect()
         held, _ = tracemalloc.get_traced_memory()
+        figures: dict[str, Any] = {
+            "documents": len(trace.documents),
+            "weeks": round((until - start) / WEEK_SECONDS),
+            "peak_bytes": peak,
+            "held_at_end_bytes": held,
+            "seconds_traced": round(seconds, 2),
+        }
+        if isinstance(running, MeasuredReplay):
+            figures["most_held_at_a_week_end_bytes"] = running.most_held_at_a_week_end
+            figures["week_ends_sampled"] = running.week_ends
         del running
     finally:
         tracemalloc.stop()
-    return peak, held, seconds
+    return figures
+
+
+def write_trace(trace: Trace, path: Path) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("timestamp,prompt_tokens,completion_tokens,kind\n")
+        for d in trace.documents:
+            stamp = datetime.fromtimestamp(d.at, UTC).isoformat()
+            handle.write(f"{stamp},{d.prompt_tokens},{d.completion_tokens},{d.kind}\n")
+    return path
+
+
+def plan_process_memory(trace: Trace, inputs: PlanInputs, folder: Path) -> dict[str, Any]:
+    """`hosting plan FILE --workers 1 --json` on the trace written as a file, in a process of
+    its own: its peak resident memory (from the kernel's accounting of that child)."""
+    path = write_trace(trace, folder / f"{trace.source}.csv")
+    command = [
+        str(Path(sys.executable).with_name("hosting")),
+        "plan",
+        str(path),
+        "--capacity",
+        str(inputs.capacity),
+        "--time-zone",
+        inputs.time_zone,
+        "--workers",
+        "1",
+        "--json",
+    ]
+    began = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {child.returncode}")
+    return {
+        "documents": len(trace.documents),
+        "file_bytes": path.stat().st_size,
+        "peak_rss_bytes": usage.ru_maxrss * 1024,
+        "seconds": round(time.perf_counter() - began, 2),
+    }
 
 
 def bench_speed() -> dict[str, Any]:
@@ -172,11 +267,28 @@ def bench_speed() -> dict[str, Any]:
     parallel_cpu += (children_after.ru_utime + children_after.ru_stime) - (
         children_before.ru_utime + children_before.ru_stime
     )
-    # Memory against the trace's length at the same traffic: 10,000 documents over 4 weeks and
-    # 100,000 over 40 weeks; and the 100,000 of the timing above (4 weeks, ten times denser).
-    short = replay_memory(generated_trace(10_000), LARGE_CAPACITY)
-    long = replay_memory(generated_trace(100_000, weeks=40), LARGE_CAPACITY)
-    dense = replay_memory(large, LARGE_CAPACITY)
+    # Memory against the trace's length at the same traffic: four weeks of 10,000 documents,
+    # and the same four weeks played ten times in a row (100,000 over 40 weeks); 100,000
+    # drawn over 40 weeks; and the 100,000 of the timing above (4 weeks, ten times denser).
+    short = generated_trace(10_000)
+    traces = {
+        "10000_over_4_weeks": short,
+        "the_same_4_weeks_10_times": repeated(short, 10, weeks=4),
+        "100000_drawn_over_40_weeks": generated_trace(100_000, weeks=40),
+        "100000_over_4_weeks": large,
+    }
+    memory = {
+        name: {
+            "free_lists_emptied_weekly": replay_memory(trace, LARGE_CAPACITY, weekly_collect=True),
+            "raw": replay_memory(trace, LARGE_CAPACITY, weekly_collect=False),
+        }
+        for name, trace in traces.items()
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        processes = {
+            name: plan_process_memory(trace, inputs, Path(folder))
+            for name, trace in (("10000_over_4_weeks", short), ("100000_over_4_weeks", large))
+        }
     return {
         "week_trace": "nightly-batch.csv",
         "week_documents": len(week.documents),
@@ -191,17 +303,9 @@ def bench_speed() -> dict[str, Any]:
         "large_plan_workers": workers,
         "large_plan_parallel_wall_seconds": round(parallel_wall, 2),
         "large_plan_parallel_cpu_seconds": round(parallel_cpu, 2),
-        "replay_memory_10000_over_4_weeks": memory_figures(short),
-        "replay_memory_100000_over_40_weeks": memory_figures(long),
-        "replay_memory_100000_over_4_weeks": memory_figures(dense),
-        "replay_peak_ratio_100000_to_10000_same_traffic": round(long[0] / short[0], 2),
-        "replay_held_ratio_100000_to_10000_same_traffic": round(long[1] / short[1], 2),
+        "replay_memory": memory,
+        "plan_process_memory": processes,
     }
-
-
-def memory_figures(measured: tuple[int, int, float]) -> dict[str, Any]:
-    peak, held, seconds = measured
-    return {"peak_bytes": peak, "held_at_end_bytes": held, "seconds_traced": round(seconds, 2)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

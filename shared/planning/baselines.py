@@ -13,7 +13,7 @@ tokens per minute): `finish_i = max(t_i, finish_(i-1)) + tokens_i / R`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from shared.cost.billing import Lifetime, LifetimeTally
@@ -27,7 +27,7 @@ class BaselineResult:
     waits: Waits
 
 
-def finishes(documents: tuple[TraceDocument, ...], tokens_per_second: float) -> Iterator[float]:
+def finishes(documents: Sequence[TraceDocument], tokens_per_second: float) -> Iterator[float]:
     """When each document finishes when served in arrival order at the token rate."""
     finish = float("-inf")
     for document in documents:
@@ -36,17 +36,17 @@ def finishes(documents: tuple[TraceDocument, ...], tokens_per_second: float) -> 
 
 
 def clairvoyant_bound(
-    documents: tuple[TraceDocument, ...], *, serving_after: float, tokens_per_second: float
+    documents: Sequence[TraceDocument], *, serving_after: float, tokens_per_second: float
 ) -> BaselineResult:
     """The zero-wait lower bound: the union of `[t_i - P, finish_i]` as lifetimes."""
     spans = clairvoyant_lifetimes(
         documents, serving_after=serving_after, tokens_per_second=tokens_per_second
     )
-    return BaselineResult(LifetimeTally.of(spans), Waits(0.0 for _ in documents))
+    return BaselineResult(LifetimeTally.of(spans), _all_waiting(0.0, documents))
 
 
 def clairvoyant_lifetimes(
-    documents: tuple[TraceDocument, ...], *, serving_after: float, tokens_per_second: float
+    documents: Sequence[TraceDocument], *, serving_after: float, tokens_per_second: float
 ) -> Iterator[Lifetime]:
     """The clairvoyant bound's lifetimes, in time order."""
     start = end = None
@@ -62,14 +62,12 @@ def clairvoyant_lifetimes(
         yield (start, end)
 
 
-def always_on(
-    documents: tuple[TraceDocument, ...], *, start: float, until: float
-) -> BaselineResult:
-    return BaselineResult(LifetimeTally.of([(start, until)]), Waits(0.0 for _ in documents))
+def always_on(documents: Sequence[TraceDocument], *, start: float, until: float) -> BaselineResult:
+    return BaselineResult(LifetimeTally.of([(start, until)]), _all_waiting(0.0, documents))
 
 
 def per_document(
-    documents: tuple[TraceDocument, ...],
+    documents: Sequence[TraceDocument],
     *,
     serving_after: float,
     deletion_seconds: float,
@@ -80,4 +78,10 @@ def per_document(
         (d.at, d.at + serving_after + d.tokens / tokens_per_second + deletion_seconds)
         for d in documents
     )
-    return BaselineResult(LifetimeTally.of(lifetimes), Waits(serving_after for _ in documents))
+    return BaselineResult(LifetimeTally.of(lifetimes), _all_waiting(serving_after, documents))
+
+
+def _all_waiting(seconds: float, documents: Sequence[TraceDocument]) -> Waits:
+    waits = Waits()
+    waits.add(seconds, times=len(documents))
+    return waits

@@ -11,6 +11,7 @@ gaps of up to `bridge_hours`; days with the same window share one declaration.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,7 @@ HOURS_PER_WEEK = 7 * 24
 
 
 def busy_hours(
-    documents: tuple[TraceDocument, ...],
+    documents: Sequence[TraceDocument],
     *,
     weeks: float,
     tokens_per_second: float,
@@ -54,7 +55,7 @@ def _hour_of_week(epoch: float, zone: ZoneInfo) -> int:
 
 
 def fit_windows(
-    documents: tuple[TraceDocument, ...],
+    documents: Sequence[TraceDocument],
     *,
     weeks: float,
     tokens_per_second: float,

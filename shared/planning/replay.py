@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -107,7 +107,7 @@ class _Job:
     """A document engine job (one ad-hoc document) or a batch run (its documents)."""
 
     index: int
-    documents: tuple[TraceDocument, ...]
+    documents: Sequence[TraceDocument]
     hold_id: str
     kind: HoldKind
     waiting_since: datetime | None = None
@@ -125,7 +125,7 @@ class Replay:
 
     def __init__(
         self,
-        documents: tuple[TraceDocument, ...],
+        documents: Sequence[TraceDocument],
         config: ReplayConfig,
         *,
         start: float,
@@ -381,7 +381,7 @@ def _jobs_of(documents: Iterable[TraceDocument]) -> Iterator[_Job]:
 
 
 def replay(
-    documents: tuple[TraceDocument, ...],
+    documents: Sequence[TraceDocument],
     config: ReplayConfig,
     *,
     start: float,

@@ -164,10 +164,10 @@ def _replay_all(
 
 
 # The trace a replay process replays, received once when the process starts.
-_worker_documents: list[tuple[TraceDocument, ...]] = []
+_worker_documents: list[Sequence[TraceDocument]] = []
 
 
-def _receive_trace(documents: tuple[TraceDocument, ...], engine_log_level: int) -> None:
+def _receive_trace(documents: Sequence[TraceDocument], engine_log_level: int) -> None:
     _worker_documents[:] = [documents]
     # As quiet as the caller made the engine's log (`hosting plan` silences the thousands of
     # lines the virtual deployments' provisioner writes): a spawned process starts afresh.

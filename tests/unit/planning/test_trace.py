@@ -24,6 +24,26 @@ def test_rows_are_read_in_time_order_whatever_the_offset() -> None:
     assert trace.span_seconds == 1800.0
 
 
+def test_ties_keep_the_files_order_and_the_columns_give_back_what_was_read() -> None:
+    import pickle
+
+    from shared.planning.trace import Trace, TraceDocument, TraceDocuments
+
+    given = [
+        TraceDocument(30.0, 1, 2, "adhoc"),
+        TraceDocument(10.0, 3, 4, "batch"),
+        TraceDocument(30.0, 5, 6, "batch"),
+        TraceDocument(10.0, 7, 8, "adhoc"),
+    ]
+    trace = Trace("given", given)
+    assert isinstance(trace.documents, TraceDocuments)
+    assert list(trace.documents) == [given[1], given[3], given[0], given[2]]
+    assert trace.documents[-1] == given[2] and trace.documents[1:3] == (given[3], given[0])
+    # Sent to replay processes as it is: pickled and read back the same.
+    assert pickle.loads(pickle.dumps(trace.documents)) == trace.documents
+    assert TraceDocuments(given[:1]) != trace.documents
+
+
 def test_columns_may_come_in_any_order_and_blank_lines_are_skipped() -> None:
     trace = parse_trace(
         ["kind,completion_tokens,prompt_tokens,timestamp\n", "\n", "adhoc,1,2,2026-03-23T00:00Z\n"]
@@ -40,6 +60,7 @@ def test_columns_may_come_in_any_order_and_blank_lines_are_skipped() -> None:
         ("2026-03-23T09:00:00+00:00,100,-1,adhoc", "cannot be negative"),
         ("2026-03-23T09:00:00+00:00,100,20,urgent", "kind 'urgent' is not one of adhoc, batch"),
         ("2026-03-23T09:00:00+00:00,100", "2 column(s), expected 4"),
+        ("2026-03-23T09:00:00+00:00,100,4294967296,adhoc", "more than any model's context"),
     ],
 )
 def test_a_bad_row_is_refused_with_its_line_number(row: str, says: str) -> None:
