@@ -49,7 +49,7 @@ from shared.planning.strategies import (
     plan,
     usable_cpus,
 )
-from shared.planning.trace import Trace, TraceDocument, load_trace
+from shared.planning.trace import COLUMNS, Trace, TraceDocument, load_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "docs" / "traces"
@@ -215,7 +215,7 @@ def replay_memory(trace: Trace, capacity: int, *, weekly_collect: bool) -> dict[
 
 def write_trace(trace: Trace, path: Path) -> Path:
     with path.open("w", encoding="utf-8", newline="") as handle:
-        handle.write("timestamp,prompt_tokens,completion_tokens,kind\n")
+        handle.write(",".join(COLUMNS) + "\n")
         for d in trace.documents:
             stamp = datetime.fromtimestamp(d.at, UTC).isoformat()
             handle.write(f"{stamp},{d.prompt_tokens},{d.completion_tokens},{d.kind}\n")
@@ -224,7 +224,7 @@ def write_trace(trace: Trace, path: Path) -> Path:
 
 def plan_process_memory(trace: Trace, inputs: PlanInputs, folder: Path) -> dict[str, Any]:
     """`hosting plan FILE --workers 1 --json` on the trace written as a file, in a process of
-    its own: its peak resident memory (from the kernel's accounting of that child)."""
+    its own: its peak resident memory (its high-water mark in /proc, read while it runs)."""
     path = write_trace(trace, folder / f"{trace.source}.csv")
     command = [
         str(Path(sys.executable).with_name("hosting")),

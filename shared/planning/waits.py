@@ -82,8 +82,12 @@ class Waits:
         for bucket, in_bucket in enumerate(self._counts):
             seen += in_bucket
             if seen >= rank:
-                return min(bucket_top(bucket), self._longest_tenths) / TENTHS
+                return self._reported(bucket)
         raise AssertionError("unreachable: the ranks add up to the count")
+
+    def _reported(self, bucket: int) -> float:
+        """The seconds a bucket's waits are reported as: its top, never past the longest."""
+        return min(bucket_top(bucket), self._longest_tenths) / TENTHS
 
     @property
     def longest(self) -> float:
@@ -95,7 +99,7 @@ class Waits:
 
     def _each(self) -> Iterator[float]:
         for bucket, in_bucket in enumerate(self._counts):
-            value = min(bucket_top(bucket), self._longest_tenths) / TENTHS
+            value = self._reported(bucket)
             for _ in range(in_bucket):
                 yield value
 
